@@ -1,0 +1,1 @@
+"""Vectorised numpy simulation of scale-invariant training dynamics (built on :mod:`theory`)."""

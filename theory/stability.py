@@ -1,0 +1,119 @@
+"""When gradient descent on scale-invariant weights is stable: the two norm thresholds.
+
+* Instability at a minimum. Near a minimum ŵ* on the unit sphere with effective sharpness
+  ``s̃ = λ_max(H(ŵ*))`` (the top eigenvalue at unit norm, tangent to the sphere since ``H(ŵ*)ŵ* = 0``), the
+  direction's error along the top eigendirection is multiplied by ``1 − η̃s̃/(1−ηλ)`` per step. The
+  derivation runs in the plane of ŵ* and that eigendirection, where every scale-invariant loss is
+  ``φ(angle)``; the other eigendirections decouple at linear order.
+* Guaranteed descent. With ``L̃ = sup_{‖u‖=1} ‖H(u)‖`` (effective smoothness), the loss cannot increase
+  while ``η̃L̃ < 2(1−ηλ)``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from theory.sgd import EFFECTIVE_LR
+from theory.symbolic import (
+    Statement,
+    dot,
+    eff_sharpness,
+    eff_smoothness,
+    generic_si_loss,
+    gradient,
+    in_domain,
+    lr,
+    norm,
+    prove,
+    si_norm,
+    wd,
+    weights,
+)
+
+CRITICAL_ELR = 2 * (1 - lr * wd) / eff_sharpness
+"""η̃_c = 2(1−ηλ)/s̃: GD leaves a minimum of effective sharpness s̃ once η̃ exceeds it."""
+CRITICAL_SI_NORM = sp.sqrt(lr * eff_sharpness / (2 * (1 - lr * wd)))
+"""ρ_c = √(ηs̃ / (2(1−ηλ))): the same threshold as a norm (unstable below it)."""
+DESCENT_SI_NORM = sp.sqrt(lr * eff_smoothness / (2 * (1 - lr * wd)))
+"""ρ_d = √(ηL̃ / (2(1−ηλ))): above it every step decreases the loss."""
+
+_angle = sp.Symbol("theta", real=True)
+_phi = sp.Function("phi")
+
+
+def minimum_instability() -> Statement:
+    r"""The angular error multiplier at a minimum is ``1 − η̃s̃/(1−ηλ)``; unstable iff ``η̃s̃ > 2(1−ηλ)``."""
+
+    def residual():
+        x, y = sp.symbols("x y", real=True)
+        loss = _phi(sp.atan2(y, x))  # every scale-invariant loss in the plane
+        grad = gradient(loss, sp.Matrix([x, y]))
+        hess = grad.jacobian([x, y])
+        on_circle = {x: si_norm * sp.cos(_angle), y: si_norm * sp.sin(_angle)}
+
+        def along_circle(expr):
+            return expr.subs(on_circle).replace(sp.atan2, lambda _y, _x: _angle)
+
+        point = sp.Matrix([on_circle[x], on_circle[y]])
+        step = (1 - lr * wd) * point - lr * along_circle(grad)
+        next_angle = sp.atan2(step[1], step[0])
+        minimum = {sp.Derivative(_phi(_angle), (_angle, 2)): eff_sharpness, sp.Derivative(_phi(_angle), _angle): 0}
+        multiplier = sp.diff(next_angle, _angle).doit().subs(minimum).subs(_angle, 0)
+        unit_hessian = along_circle(hess).doit().subs(minimum).subs({_angle: 0, si_norm: 1})
+        (rho_c,) = sp.solve(in_domain(multiplier + 1), si_norm)
+        elr = EFFECTIVE_LR
+        return sp.Matrix(
+            [
+                multiplier - (1 - elr * eff_sharpness / (1 - lr * wd)),
+                rho_c - in_domain(CRITICAL_SI_NORM),
+                elr.subs(si_norm, CRITICAL_SI_NORM) - CRITICAL_ELR,
+            ]
+        ).col_join((unit_hessian - sp.diag(0, eff_sharpness)).reshape(4, 1))
+
+    return prove(
+        "minimum_instability",
+        "GD leaves a minimum once the effective learning rate times the effective sharpness passes 2(1−ηλ)",
+        r"\delta_{+} = \Bigl(1 - \frac{\tilde\eta\,\tilde s}{1-\eta\lambda}\Bigr)\delta,\quad"
+        r"\text{unstable} \iff \tilde\eta\,\tilde s > 2(1-\eta\lambda)"
+        r" \iff \rho^2 < \frac{\eta\,\tilde s}{2(1-\eta\lambda)}",
+        "GD with coupled weight decay, linearised at a minimum ŵ* of the loss on the sphere; s̃ = top eigenvalue "
+        "of H(ŵ*); 0 < ηλ < 1",
+        residual,
+    )
+
+
+def descent_guarantee() -> Statement:
+    r"""``L(w⁺) ≤ L(w) − η'‖∇L‖²(1 − η'L̃/(2ρ²))`` with ``η' = η/(1−ηλ)``: descent while ``ρ² > ηL̃/(2(1−ηλ))``.
+
+    ``w⁺ = (1−ηλ)(w − η'∇L)`` and the factor does not change L. On the segment ``z = w − tη'∇L``,
+    ``‖z‖² = ρ² + t²η'²‖∇L‖² ≥ ρ²`` (orthogonality), so ``‖H(z)‖ ≤ L̃/‖z‖² ≤ L̃/ρ²`` there (Hessian
+    scaling), and Taylor's theorem with that bound gives the inequality.
+    """
+
+    def residual():
+        t = sp.Symbol("t", nonnegative=True)
+        g = gradient(generic_si_loss(weights))
+        lr_eff = lr / (1 - lr * wd)
+        segment = weights - t * lr_eff * g
+        grad_sq = sp.Symbol("G", positive=True)
+        bound = -lr_eff * grad_sq + lr_eff**2 * eff_smoothness / (2 * si_norm**2) * grad_sq
+        (rho_d,) = sp.solve(in_domain(bound), si_norm)
+        return sp.Matrix(
+            [
+                dot(segment, segment) - (dot(weights, weights) + t**2 * lr_eff**2 * dot(g, g)),
+                (1 - lr * wd) * segment.subs(t, 1) - ((1 - lr * wd) * weights - lr * g),
+                rho_d - in_domain(DESCENT_SI_NORM),
+            ]
+        ).subs(si_norm, norm(weights))
+
+    return prove(
+        "descent_guarantee",
+        "Every step decreases the loss while the norm is above the descent threshold",
+        r"\rho^2 > \frac{\eta\,\tilde L}{2(1-\eta\lambda)} \iff \tilde\eta\,\tilde L < 2(1-\eta\lambda)"
+        r"\ \Rightarrow\ L(w_{+}) < L(w)\ \text{unless}\ \nabla L(w) = 0",
+        "GD with coupled weight decay; L̃ = sup of ‖H‖ over the unit sphere; 0 < ηλ < 1",
+        residual,
+    )
+
+
+STATEMENTS = (minimum_instability, descent_guarantee)
