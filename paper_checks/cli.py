@@ -7,6 +7,7 @@ exit status 2; a statement that fails to verify ends in exit status 1.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -63,6 +64,99 @@ def _theory(args: argparse.Namespace) -> int:
     return 0 if n_ok == len(records) else EXIT_FAILED
 
 
+def _number_list(text: str, ok, domain: str) -> list[float]:
+    """A comma-separated list of finite numbers, each in ``domain`` (the grid values of one hyper-parameter)."""
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not values or not all(math.isfinite(v) and ok(v) for v in values):
+        raise argparse.ArgumentTypeError(f"needs one or more {domain}: {text!r}")
+    return values
+
+
+def _positive_list(text: str) -> list[float]:
+    return _number_list(text, lambda v: v > 0, "positive finite numbers")
+
+
+def _momentum_list(text: str) -> list[float]:
+    return _number_list(text, lambda v: 0 <= v < 1, "momentum values in [0, 1)")
+
+
+def _one_number(ok, domain: str):
+    """An argparse type for a single finite number in ``domain``."""
+
+    def parse(text: str) -> float:
+        values = _number_list(text, ok, domain)
+        if len(values) != 1:
+            raise argparse.ArgumentTypeError(f"needs {domain}: {text!r}")
+        return values[0]
+
+    return parse
+
+
+_positive_number = _one_number(lambda v: v > 0, "one positive finite number")
+_nonnegative_number = _one_number(lambda v: v >= 0, "one non-negative number")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return value
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulate.models import RayleighQuotient, SoftmaxRegression
+    from simulate.sweep import run_sweep
+
+    worst = max(args.lr) * max(args.wd)
+    if worst >= 1:
+        raise UsageError(f"lr * wd must be < 1 for every config; the grid reaches {worst:g}")
+    if args.model == "rayleigh":
+        if args.dim < 2:
+            raise UsageError("--dim must be >= 2 for the Rayleigh quotient")
+        model = RayleighQuotient.evenly_spaced(args.dim, noise=args.noise)
+    else:
+        model = SoftmaxRegression.digits(logit_scale=args.logit_scale, batch_size=args.batch_size)
+    _prepare_out(args.out)
+    summary = run_sweep(
+        model,
+        args.lr,
+        args.wd,
+        args.momentum,
+        steps=args.steps,
+        out=args.out,
+        seed=args.seed,
+        si_norm0=args.si_norm0,
+        mode=args.mode,
+        window=args.window,
+    )
+    print(f"{'lr':>8} {'wd':>8} {'mom':>5} {'regime':>11} {'events':>6} {'period':>9} {'predicted':>9} {'rel.err':>8}")
+    for row in summary["rows"]:
+        print(
+            f"{row['lr']:>8g} {row['wd']:>8g} {row['momentum']:>5g} {row['regime']:>11} "
+            f"{row['n_destabilizations']:>6d} {_fmt(row['period_measured'])} {_fmt(row['period_predicted'])} "
+            f"{_fmt(row['relative_error'], 8, '+.1%')}"
+        )
+    fit = summary["frequency_slope"]
+    print(
+        f"slope of log frequency vs log ηλ: {_fmt(fit['slope'], 0, '.3f')} "
+        f"(95% CI {_fmt(fit['slope_ci'][0], 0, '.3f')} … {_fmt(fit['slope_ci'][1], 0, '.3f')}, "
+        f"{fit['n_points']} periodic configs; theory: 1)"
+    )
+    print(f"wrote {args.out / 'summary.json'}, {args.out / 'period_vs_etalambda.png'} and {args.out / 'series'}/")
+    return 0
+
+
+def _fmt(value, width: int = 9, spec: str = ".1f") -> str:
+    text = "—" if value is None or not math.isfinite(value) else format(value, spec)
+    return f"{text:>{width}}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bnwd`` argument parser with one sub-command per job."""
     parser = _Parser(prog="bnwd", description="Periodic behaviour of training with BatchNorm and weight decay.")
@@ -76,6 +170,33 @@ def build_parser() -> argparse.ArgumentParser:
     theory.add_argument("--only", metavar="NAMES", help="comma-separated statement names to prove (default: all)")
     theory.set_defaults(run=_theory)
 
+    sim = commands.add_parser(
+        "simulate",
+        help="simulate a grid of (lr, wd, momentum) on a toy scale-invariant model in one batch",
+        description="Run the whole grid as one numpy batch; detect destabilisations and periods; compare them with "
+        "the period law; write summary.json, period_vs_etalambda.png and one series CSV per config.",
+    )
+    sim.add_argument(
+        "--model", choices=("rayleigh", "softmax"), default="rayleigh", help="toy model (default: %(default)s)"
+    )
+    sim.add_argument("--lr", type=_positive_list, default=[0.5, 1.0, 2.0], help="learning rates, comma-separated")
+    sim.add_argument("--wd", type=_positive_list, default=[0.0025, 0.005, 0.01], help="weight decays, comma-separated")
+    sim.add_argument("--momentum", type=_momentum_list, default=[0.0], help="momenta in [0, 1) (default: 0)")
+    sim.add_argument("--steps", type=_positive_int, default=20000, help="optimiser steps (default: %(default)s)")
+    sim.add_argument("--mode", choices=("free", "fixed_norm"), default="free", help="fixed_norm projects to ρ₀")
+    sim.add_argument("--si-norm0", type=_positive_number, default=1.0, help="initial norm ρ₀")
+    sim.add_argument("--dim", type=_positive_int, default=64, help="rayleigh: dimension (default: %(default)s)")
+    sim.add_argument(
+        "--noise", type=_nonnegative_number, default=0.0, help="rayleigh: gradient noise scale (default: 0)"
+    )
+    sim.add_argument("--batch-size", type=_positive_int, default=None, help="softmax: minibatch size (default: full)")
+    sim.add_argument("--logit-scale", type=_positive_number, default=10.0, help="softmax: logit norm s")
+    sim.add_argument(
+        "--window", type=_positive_int, default=None, help="steps a destabilisation may take to rise (default: 5)"
+    )
+    sim.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    sim.add_argument("--out", type=Path, default=Path("runs/simulate"), help="output folder (default: %(default)s)")
+    sim.set_defaults(run=_simulate)
     return parser
 
 

@@ -1,0 +1,522 @@
+"""Destabilisation events, period lengths and the training regime, from any logged series.
+
+A destabilisation of scale-invariant training with weight decay shows at once in four series: the loss and the
+effective-gradient norm ‖g̃‖ spike, the norm ρ of the scale-invariant weights jumps up and the effective learning
+rate η̃ = η/ρ² drops. Every function here works on the natural log of the series, sign-flipped for η̃, so that an
+event is always a *rise*; the same code serves simulated and measured runs.
+
+Algorithm of :func:`detect_destabilizations`, per row:
+
+1. ``y = ±log x`` (``+`` for ρ, loss, ‖g̃‖; ``−`` for η̃); the row ends at its first non-finite value. A loss or
+   ‖g̃‖ is floored at 1e-8 of its largest value (and a 0 at its smallest positive value).
+2. Trend: the median first difference is subtracted as a linear trend — always for ρ and η̃ (weight decay makes
+   their log fall linearly between events), only when positive for the loss and ‖g̃‖ (which flatten as they
+   re-converge). A steady rise therefore never looks like an event, nor does a steady fall hide one.
+3. ``R[i] = max(y[i+1 : i+window+1]) − max(y[i-2 : i+1])``: the largest rise within ``window`` samples above the
+   current level (the highest of the last three samples, so that a recovery from a dip is no rise).
+4. Threshold ``median(R) + 6·1.4826·MAD(R)``, the upper tail of the robust null distribution of the rise (it
+   adapts to white and to random-walk noise alike), estimated again without the samples near the events of a
+   first pass at 4 instead of 6, and never below ``log(1.05)`` (``2·log(1.05)`` for η̃, so that η̃ = η/ρ² and ρ give
+   the same events); or ``min_jump`` when given. For white noise of σ on ``y`` it is ≈ 6.3σ.
+5. Flagged samples less than ``min_separation`` apart form one event. Its index is the last sample before the
+   rise: the rise is the first sample that exceeds the running minimum by the threshold, and the event the last
+   earlier sample within a noise band (2 σ of the first differences, by MAD) of the baseline (the median of the
+   ``window + 1`` samples up to the run's first flagged sample). A rise within the first ``window`` samples is the
+   growth from initialisation, not an event.
+
+Accuracy on synthetic series with known events (``tests/test_detection.py`` asserts it on hypothesis examples;
+the figures below are from 12000 further random runs, ≈ 89000 events, half of them noisy). Sawtooth log ρ (and
+the same run as η̃): jumps of log(1.1)..log(3) spread over 1–5 samples; periods of 30–150 samples jittered
+±30 %; a first period 3–4 times longer or not; an extra linear trend of −1..+2 times the decay; white Gaussian
+noise of σ ≤ (smallest jump)/12 on log ρ. Loss: spikes ×10..10⁴ spread over 1–5 samples, exponential
+re-convergence, periods of 40–150 samples, noise likewise.
+
+* noise-free: every event at its exact index, no missed or false event;
+* noisy: no missed or false event; 92–96 % of events exact, ≥ 99.8 % within ±1 sample, 2 in 45000 at ±3; the
+  mean period is within 0.7 % of the truth in 99 % of runs (3 % at worst, on runs of 2–3 periods);
+* at the edges of these ranges at once (period 30, jump log(1.1) over 5 samples, σ near 1/12 of it), about 1 run
+  in 1000 misses an event or places one 3–4 samples early; the tests assert σ ≤ 1/15, where 6000 such
+  hypothesis examples all pass;
+* σ up to 1/8 of the smallest jump: 0.5–0.8 % of runs miss or add an event;
+* jumps of at most σ, or under log(1.05) without noise, give no event (in series of ~100 samples, where the
+  noise estimate is itself noisy, about 1 in 1000 gives one); pure white, random-walk or AR(1) noise (64 × 20000
+  samples each) gives none;
+* limits: events (with the falls after loss spikes) filling more than about a third of the samples inflate the
+  noise estimate, so small ones can be missed (pass ``min_jump``); a loss spike that starts while the loss still
+  falls fast can be placed one sample late; in a noisy equilibrium, rare bursts of the loss can pass for events
+  (ρ and η̃ are the steadier signals). ``window`` must cover the duration of a rise: per-epoch records need the
+  default, per-step records of SGD, whose jumps last tens to hundreds of steps, need a matching one.
+
+A (64, 20000) array takes about 0.27 s on 2 CPU cores, most of it in the medians.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+SERIES_KINDS = ("si_norm", "elr", "loss", "eff_grad_norm")
+_DIRECTION = {"si_norm": 1.0, "elr": -1.0, "loss": 1.0, "eff_grad_norm": 1.0}
+# ρ and η̃ are positive by construction; a loss or a gradient norm may underflow to exactly 0.
+_STRICTLY_POSITIVE = {"si_norm": True, "elr": True, "loss": False, "eff_grad_norm": False}
+# Between events log ρ and log η̃ fall linearly (weight decay), so their median slope is a trend to remove; the
+# loss and ‖g̃‖ flatten as they re-converge, and only a steady rise is removed from them.
+_LINEAR_FALL = {"si_norm": True, "elr": True, "loss": False, "eff_grad_norm": False}
+REGIMES = ("divergent", "periodic", "convergent", "equilibrium")
+
+DEFAULT_WINDOW = 5
+MIN_JUMP_FLOOR = float(np.log(1.05))
+_NOISE_Z = 6.0
+_BAND_Z = 2.0
+_EXCLUDE_Z = 4.0
+_MAD_TO_SIGMA = 1.4826
+_RELATIVE_FLOOR = 1e-8
+_BEHIND = 3
+
+
+def _as_series(series, kind: str) -> tuple[np.ndarray, bool]:
+    """Validate ``series`` for ``kind``; return it as float64 (n_configs, n_steps) and whether it was 1-D."""
+    if kind not in _DIRECTION:
+        raise ValueError(f"kind must be one of {SERIES_KINDS}; got {kind!r}")
+    try:
+        x = np.asarray(series, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"series must be a real 1-D or 2-D array; got {type(series).__name__}") from None
+    if x.ndim not in (1, 2):
+        raise ValueError(f"series must be 1-D (n_steps,) or 2-D (n_configs, n_steps); got shape {x.shape}")
+    bad = (x <= 0) if _STRICTLY_POSITIVE[kind] else (x < 0)
+    if bad.any():
+        domain = "> 0" if _STRICTLY_POSITIVE[kind] else ">= 0"
+        raise ValueError(f"{kind} must be {domain} (its log is taken); got {x[bad].flat[0].item()!r}")
+    return np.atleast_2d(x), x.ndim == 1
+
+
+def _finite_length(x: np.ndarray) -> np.ndarray:
+    """Per row, the index of the first non-finite value (the row length when there is none)."""
+    nonfinite = ~np.isfinite(x)
+    return np.where(nonfinite.any(axis=1), nonfinite.argmax(axis=1), x.shape[1])
+
+
+def _oriented_log(x: np.ndarray, kind: str, valid: np.ndarray, relative_floor: float = 0.0) -> np.ndarray:
+    """``±log x`` on the valid samples (0 elsewhere).
+
+    For the kinds that may be 0, values are floored at the row's smallest positive value, or at ``relative_floor``
+    times its largest value when that is higher.
+    """
+    if not _STRICTLY_POSITIVE[kind]:
+        floor = np.where(valid & (x > 0), x, np.inf).min(axis=1, keepdims=True)
+        floor = np.maximum(floor, relative_floor * np.where(valid, x, 0.0).max(axis=1, keepdims=True))
+        x = np.maximum(x, np.where(np.isfinite(floor), floor, 1.0))
+    if not valid.all():
+        x = np.where(valid, x, 1.0)
+    return _DIRECTION[kind] * np.log(x)
+
+
+def _masked_median(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Median of each row of ``a`` over its ``valid`` entries (0 for a row with none)."""
+    if valid.all():
+        return np.median(a, axis=1)
+    count = valid.sum(axis=1)
+    ordered = np.sort(np.where(valid, a, np.inf), axis=1)
+    middle = np.stack([np.maximum(count - 1, 0) // 2, np.minimum(count // 2, a.shape[1] - 1)], axis=1)
+    return np.where(count > 0, np.take_along_axis(ordered, middle, axis=1).mean(axis=1), 0.0)
+
+
+def _robust_location_scale(a: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: median and MAD-based standard deviation (1.4826·MAD) over ``valid`` entries."""
+    centre = _masked_median(a, valid)
+    return centre, _MAD_TO_SIGMA * _masked_median(np.abs(a - centre[:, None]), valid)
+
+
+def _last_true(mask: np.ndarray) -> np.ndarray:
+    """Per row, the index of the last True entry (−1 for a row with none)."""
+    last = mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)
+    return np.where(mask.any(axis=1), last, -1)
+
+
+def _flagged_runs(flagged: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group True entries of each row closer than ``gap`` samples into runs; return (row, first, last) per run."""
+    rows, cols = np.nonzero(flagged)
+    if rows.size == 0:
+        return rows, cols, cols
+    new = np.ones(rows.size, dtype=bool)
+    new[1:] = (rows[1:] != rows[:-1]) | (cols[1:] - cols[:-1] >= gap)
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], rows.size) - 1
+    return rows[starts], cols[starts], cols[ends]
+
+
+def _onsets(y, threshold, band, rows, first, last, window: int, n_valid) -> np.ndarray:
+    """Locate the start of the rise of each flagged run (``rows``, ``first``, ``last``) of ``y``.
+
+    The rise is searched in ``[first, last + window]``, which holds the rise that flagged the run: it is the first
+    sample that exceeds the running minimum by ``threshold``. The onset is the last earlier sample within ``band``
+    of the baseline, the median of the ``window + 1`` samples up to ``first``.
+    """
+    span = np.arange((last - first).max(initial=0) + window + 1)
+    idx = first[:, None] + span
+    inside = idx <= np.minimum(last + window, n_valid[rows] - 1)[:, None]
+    level = np.where(inside, y[rows[:, None], np.minimum(idx, y.shape[1] - 1)], np.inf)
+    crossed = (level - np.minimum.accumulate(level, axis=1) > threshold[rows, None]).argmax(axis=1)
+    before = y[rows[:, None], np.maximum(first[:, None] - np.arange(window + 1), 0)]
+    near_base = (span < crossed[:, None]) & (level <= (np.median(before, axis=1) + band[rows])[:, None])
+    return first + _last_true(near_base)
+
+
+def detect_destabilizations(series, kind: str = "si_norm", *, min_jump=None, window=None, min_separation=None):
+    """Indices of the destabilisations in a logged series (see the module docstring for the algorithm).
+
+    Parameters
+    ----------
+    series : array_like, shape (n_steps,) or (n_configs, n_steps)
+        One series of the given ``kind`` per row, sampled at equal intervals. Values must be > 0 for ``si_norm``
+        and ``elr``, ≥ 0 for ``loss`` and ``eff_grad_norm``; NaN or ±inf ends the row (a divergence).
+    kind : {"si_norm", "elr", "loss", "eff_grad_norm"}
+        What the series is; a destabilisation moves it up, down, up and up respectively.
+    min_jump : float, optional
+        Smallest event, as a rise of the natural log of the series (``log(1.5)``: ρ × 1.5, or η̃ / 1.5); it
+        replaces the threshold derived from the noise of each row, which is at least ``log(1.05)`` (for η̃:
+        ``2·log(1.05)``, the same ρ × 1.05, so that η̃ = η/ρ² and ρ give the same events).
+    window : int, optional
+        Samples over which one jump may spread (default 5).
+    min_separation : int, optional
+        Flagged samples closer than this belong to one event (default ``2 * window``); it bounds the shortest
+        period that can be resolved.
+
+    Returns
+    -------
+    ndarray of int64 or list of them
+        For 1-D input, the sorted event indices, each the last sample before the rise; for 2-D input, a list with
+        one such array per row.
+    """
+    x, one_d = _as_series(series, kind)
+    window = DEFAULT_WINDOW if window is None else _positive_int(window, "window")
+    gap = 2 * window if min_separation is None else _positive_int(min_separation, "min_separation")
+    if min_jump is not None and not (np.isfinite(min_jump) and min_jump > 0):
+        raise ValueError(f"min_jump must be finite and > 0 (a rise of the natural log); got {min_jump!r}")
+    n_rows, n = x.shape
+    if n < 2 or n_rows == 0:
+        empty = [np.zeros(0, dtype=np.int64) for _ in range(n_rows)]
+        return empty[0] if one_d else empty
+    n_valid = _finite_length(x)
+    steps = np.arange(n)
+    valid = steps < n_valid[:, None]
+    # Relative changes of a loss or ‖g̃‖ below 1e-8 of its peak are numerical dust (an instability can grow
+    # through tens of orders of magnitude before it shows); without the floor they would swamp the noise estimate.
+    y = _oriented_log(x, kind, valid, _RELATIVE_FLOOR)
+
+    pairs = valid[:, 1:] & valid[:, :-1]
+    diffs = np.diff(y, axis=1)
+    drift, diff_sigma = _robust_location_scale(diffs, pairs)
+    y = y - (drift if _LINEAR_FALL[kind] else np.maximum(drift, 0.0))[:, None] * steps
+    # Held at the last finite value, the tail of a divergent row cannot rise.
+    y = np.where(valid, y, np.take_along_axis(y, np.maximum(n_valid - 1, 0)[:, None], axis=1))
+
+    # Measured from the highest of the last three samples, a recovery from a downward outlier (a log series of a
+    # quantity that can approach 0 has them) is no rise.
+    ahead = maximum_filter1d(y, size=window, axis=1, mode="nearest", origin=-(window // 2))
+    behind = maximum_filter1d(y, size=_BEHIND, axis=1, mode="nearest", origin=(_BEHIND - 1) // 2)
+    rise = ahead[:, 1:] - behind[:, :-1]
+    if min_jump is None:
+        # log η̃ moves twice as far as log ρ: with the floor doubled too, η̃ and ρ give the same events.
+        floor = MIN_JUMP_FLOOR * (2.0 if kind == "elr" else 1.0)
+        # The rises of frequent events (and the fast re-convergence after a loss spike) would widen the null
+        # distribution: estimate it again without the samples near those of a first pass at a lower bar.
+        centre, spread = _robust_location_scale(rise, pairs)
+        first_pass = np.maximum(centre + _EXCLUDE_Z * spread, floor)
+        near = maximum_filter1d(rise > first_pass[:, None], size=3 * window, axis=1, mode="constant")
+        centre, spread = _robust_location_scale(rise, pairs & ~near)
+        threshold = np.maximum(centre + _NOISE_Z * spread, floor)
+    else:
+        threshold = np.full(n_rows, float(min_jump))
+    flagged = pairs & (rise > threshold[:, None])
+    flagged[:, : _BEHIND - 1] = False  # no full reference level yet
+    run_rows, first, last = _flagged_runs(flagged, gap)
+
+    band = np.maximum(_BAND_Z * diff_sigma, 0.01 * threshold)
+    events = _onsets(y, threshold, band, run_rows, first, last, window, n_valid)
+
+    # Two runs just over min_separation apart can still locate their onsets closer than that. A rise within the
+    # first `window` samples has no baseline before it: it is the growth from initialisation.
+    keep = events >= window
+    keep[1:] &= (run_rows[1:] != run_rows[:-1]) | (events[1:] - events[:-1] >= gap)
+    run_rows, events = run_rows[keep], events[keep].astype(np.int64)
+    per_row = np.split(events, np.searchsorted(run_rows, np.arange(1, n_rows)))
+    return per_row[0] if one_d else per_row
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+def period_lengths(events, *, discard_transient: bool = True) -> np.ndarray:
+    """Lengths of the periods between consecutive events.
+
+    The time before the first event is never a period. The first inter-event interval often is a transient
+    (training from initialisation); with ``discard_transient`` it is dropped when it is an outlier among the
+    others: when it differs from their median ``m`` by more than ``max(0.5·m, 3·1.4826·MAD)``. With fewer than
+    two intervals nothing is dropped.
+
+    Parameters
+    ----------
+    events : array_like, shape (n_events,)
+        Strictly increasing event indices (or times).
+    discard_transient : bool
+        Apply the outlier rule to the first interval.
+
+    Returns
+    -------
+    ndarray, shape (n_events - 1,) or (n_events - 2,)
+        The intervals, in the units of ``events`` (samples for the output of :func:`detect_destabilizations`).
+    """
+    events = np.asarray(events)
+    if events.ndim != 1 or not np.issubdtype(events.dtype, np.number) or not np.isfinite(events).all():
+        raise ValueError(f"events must be a 1-D array of finite numbers; got shape {events.shape}")
+    periods = np.diff(events)
+    if (periods <= 0).any():
+        raise ValueError("events must be strictly increasing")
+    if discard_transient and periods.size >= 2:
+        others = periods[1:]
+        median = np.median(others)
+        sigma = _MAD_TO_SIGMA * np.median(np.abs(others - median))
+        if abs(periods[0] - median) > max(0.5 * median, 3.0 * sigma):
+            return others
+    return periods
+
+
+def frequency_interval(periods, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """Percentile-bootstrap confidence interval of the frequency ``1/mean(periods)``.
+
+    Parameters
+    ----------
+    periods : array_like, shape (n_periods,)
+        Period lengths > 0.
+    confidence : float
+        Coverage in (0, 1).
+    n_boot : int
+        Bootstrap resamples (≥ 1), all drawn at once from ``np.random.default_rng(seed)``.
+    seed : int
+        Seed of the resampling, so the interval is reproducible.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` in events per unit of ``periods``; ``(nan, nan)`` for fewer than 2 periods.
+    """
+    periods = np.asarray(periods, dtype=np.float64)
+    if periods.ndim != 1 or not (np.isfinite(periods) & (periods > 0)).all():
+        raise ValueError("periods must be a 1-D array of finite numbers > 0")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}")
+    n_boot = _positive_int(n_boot, "n_boot")
+    if periods.size < 2:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    means = periods[rng.integers(0, periods.size, size=(n_boot, periods.size))].mean(axis=1)
+    alpha = 1 - confidence
+    low, high = np.quantile(1 / means, [alpha / 2, 1 - alpha / 2])
+    return (float(low), float(high))
+
+
+def _final_trend(log_y: np.ndarray, last_event: int) -> tuple[float, float, int]:
+    """Least-squares slope of the final half of ``log_y`` after ``last_event``; its residual deviation; length."""
+    start = last_event + 1 + (log_y.size - last_event - 1) // 2
+    segment = log_y[min(start, log_y.size - 4) :]
+    t = np.arange(segment.size) - (segment.size - 1) / 2
+    centred = segment - segment.mean()
+    slope = (t @ centred) / (t @ t)
+    residual = centred - slope * t
+    return float(slope), float(np.sqrt(residual @ residual / (segment.size - 2))), segment.size
+
+
+def _regime(log_y: np.ndarray, events: np.ndarray, decay_rate: float | None) -> str:
+    """Periodic, convergent or equilibrium, for a finite log series that falls in the convergent regime."""
+    if events.size >= 2:
+        return "periodic"
+    slope, noise, length = _final_trend(log_y, int(events[-1]) if events.size else -1)
+    drop = -slope * (length - 1)
+    falling = drop > max(3.0 * noise, 1e-8)
+    if falling and (decay_rate is None or -slope >= 0.5 * decay_rate):
+        return "convergent"
+    return "equilibrium"
+
+
+def _check_events(events, n: int) -> np.ndarray:
+    events = np.asarray(events)
+    if events.ndim != 1 or (events.size and not np.issubdtype(events.dtype, np.integer)):
+        raise ValueError("events must be a 1-D array of integer indices")
+    if events.size and (events.min() < 0 or events.max() >= n):
+        raise ValueError(f"events must be indices into the series, in [0, {n})")
+    return np.sort(events)
+
+
+def _check_decay_rate(decay_rate):
+    if decay_rate is not None and not (np.isfinite(decay_rate) and decay_rate > 0):
+        raise ValueError(f"decay_rate must be finite and > 0 (−ln(1−ηλ) per sample); got {decay_rate!r}")
+    return None if decay_rate is None else float(decay_rate)
+
+
+def _loss_diverged(loss) -> bool:
+    if loss is None:
+        return False
+    try:
+        return not np.isfinite(np.asarray(loss, dtype=np.float64)).all()
+    except (TypeError, ValueError):
+        raise ValueError(f"loss must be a real array; got {type(loss).__name__}") from None
+
+
+def classify_regime(si_norm, events, *, decay_rate=None, loss=None) -> str:
+    """The regime of one run: ``"divergent"``, ``"periodic"``, ``"convergent"`` or ``"equilibrium"``.
+
+    Rules, in order:
+
+    * divergent: ``si_norm`` (or ``loss``, when given) holds a non-finite value;
+    * periodic: at least 2 events;
+    * otherwise the final half of the run after its last event is fitted with a line in log ρ. Convergent when
+      log ρ falls by more than 3 residual standard deviations over it (and, with ``decay_rate``, at least half
+      as fast as free weight decay); equilibrium otherwise (a stationary, or growing, norm).
+
+    Parameters
+    ----------
+    si_norm : array_like, shape (n_steps,)
+        ρ > 0 per sample, n_steps ≥ 4; non-finite values are allowed (they mean divergence).
+    events : array_like of int, shape (n_events,)
+        Indices from :func:`detect_destabilizations`.
+    decay_rate : float, optional
+        Free decay of log ρ per sample, ``−ln(1−ηλ)`` times the steps per sample.
+    loss : array_like, optional
+        The loss of the same run; only checked for non-finite values.
+
+    Returns
+    -------
+    str
+        One of :data:`REGIMES`.
+    """
+    x, one_d = _as_series(si_norm, "si_norm")
+    if not one_d or x.shape[1] < 4:
+        raise ValueError(f"si_norm must be 1-D with at least 4 samples; got shape {np.shape(si_norm)}")
+    return _classify(x[0], "si_norm", events, decay_rate, loss)
+
+
+def _classify(x: np.ndarray, kind: str, events, decay_rate, loss) -> str:
+    events = _check_events(events, x.size)
+    decay_rate = _check_decay_rate(decay_rate)
+    if _loss_diverged(loss) or not np.isfinite(x).all():
+        return "divergent"
+    log_y = _oriented_log(x[None], kind, np.ones((1, x.size), dtype=bool))[0]
+    # −log η̃ = 2·log ρ − log η: halved, it falls like log ρ, so decay_rate applies to it unchanged.
+    scale = 0.5 if kind == "elr" else 1.0
+    return _regime(scale * log_y, events, decay_rate)
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+@dataclass(frozen=True, eq=False)
+class Periodicity:
+    """Summary of the periodic behaviour of one run.
+
+    Attributes
+    ----------
+    events : ndarray of int64
+        Destabilisation indices (read-only).
+    periods : ndarray
+        Period lengths in samples, the transient rule of :func:`period_lengths` applied (read-only).
+    period, period_std : float
+        Mean and standard deviation (ddof=1) of ``periods``; NaN when undefined.
+    frequency : float
+        ``1/period`` in events per sample; NaN without periods.
+    frequency_ci : tuple of float
+        95 % bootstrap interval of ``frequency`` (:func:`frequency_interval`).
+    n_destabilizations : int
+        ``len(events)``.
+    regime : str
+        One of :data:`REGIMES`.
+    """
+
+    events: np.ndarray
+    periods: np.ndarray
+    period: float
+    period_std: float
+    frequency: float
+    frequency_ci: tuple[float, float]
+    n_destabilizations: int
+    regime: str
+
+    def to_json(self) -> dict:
+        """Plain Python types only (lists, ints, floats, str; None for NaN), ready for ``json.dumps``."""
+        return {
+            "events": [int(e) for e in self.events],
+            "periods": [float(p) for p in self.periods],
+            "period": _nan_to_none(self.period),
+            "period_std": _nan_to_none(self.period_std),
+            "frequency": _nan_to_none(self.frequency),
+            "frequency_ci": [_nan_to_none(f) for f in self.frequency_ci],
+            "n_destabilizations": int(self.n_destabilizations),
+            "regime": self.regime,
+        }
+
+
+def _summarise(events: np.ndarray, regime: str) -> Periodicity:
+    periods = period_lengths(events)
+    period = float(periods.mean()) if periods.size else np.nan
+    events, periods = events.copy(), periods.astype(np.float64)
+    events.setflags(write=False)
+    periods.setflags(write=False)
+    return Periodicity(
+        events=events,
+        periods=periods,
+        period=period,
+        period_std=float(periods.std(ddof=1)) if periods.size >= 2 else np.nan,
+        frequency=1 / period,
+        frequency_ci=frequency_interval(periods),
+        n_destabilizations=int(events.size),
+        regime=regime,
+    )
+
+
+def analyze_periodicity(si_norm, *, decay_rate=None, loss=None, kind: str = "si_norm", **detect_kw):
+    """Detect the destabilisations of one or many runs and summarise their periodicity.
+
+    Parameters
+    ----------
+    si_norm : array_like, shape (n_steps,) or (n_configs, n_steps)
+        The series to analyse, of type ``kind`` (ρ by default), n_steps ≥ 4.
+    decay_rate : float or array_like of shape (n_configs,), optional
+        Free decay of log ρ per sample (see :func:`classify_regime`); only for ``kind`` "si_norm" or "elr"
+        (η̃ ∝ ρ⁻², so the norm's decay is read from it).
+    loss : array_like, optional
+        Loss of the same run(s), one row per config; checked for non-finite values (divergence).
+    kind : {"si_norm", "elr", "loss", "eff_grad_norm"}
+        Type of the series. For "loss" and "eff_grad_norm" the convergent/equilibrium rule of
+        :func:`classify_regime` is applied to the series itself (convergent: it keeps falling).
+    **detect_kw
+        ``min_jump``, ``window``, ``min_separation`` of :func:`detect_destabilizations`.
+
+    Returns
+    -------
+    Periodicity or list of Periodicity
+        One per row for 2-D input.
+    """
+    x, one_d = _as_series(si_norm, kind)
+    if x.shape[1] < 4:
+        raise ValueError(f"the series needs at least 4 samples; got {x.shape[1]}")
+    if decay_rate is not None and kind not in ("si_norm", "elr"):
+        raise ValueError(f"decay_rate is the norm's decay; it applies to kind 'si_norm' or 'elr', not {kind!r}")
+    rates = [decay_rate] * x.shape[0] if np.ndim(decay_rate) == 0 else list(np.asarray(decay_rate, dtype=float))
+    if len(rates) != x.shape[0]:
+        raise ValueError(f"decay_rate needs one value per config ({x.shape[0]}); got {len(rates)}")
+    losses = [None] * x.shape[0] if loss is None else np.atleast_2d(np.asarray(loss))
+    if len(losses) != x.shape[0]:
+        raise ValueError(f"loss needs one row per config ({x.shape[0]}); got {len(losses)}")
+    events = detect_destabilizations(x, kind, **detect_kw)
+    results = [
+        _summarise(row_events, _classify(row, kind, row_events, rate, row_loss))
+        for row, row_events, rate, row_loss in zip(x, events, rates, losses, strict=True)
+    ]
+    return results[0] if one_d else results
