@@ -60,14 +60,16 @@ def initial_weights(n_configs: int, dim: int, si_norm0, seed: int) -> np.ndarray
     return w / row_norms(w)[:, None] * np.broadcast_to(si_norm0, (n_configs,))[:, None]
 
 
-def _angle(w: np.ndarray, w_next: np.ndarray, rho: np.ndarray) -> np.ndarray:
+def _angle(w: np.ndarray, w_next: np.ndarray, rho: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     """Angle between rows of ``w`` (norms ``rho``) and ``w_next``, accurate for tiny angles.
 
-    arctan2 of the parts of ``w_next`` orthogonal and parallel to ``w``; the orthogonal part is formed explicitly,
-    not as a difference of squared norms, which would cancel catastrophically when the step is nearly radial.
+    arctan2 of the parts of ``w_next`` orthogonal and parallel to ``w``; the orthogonal part is formed explicitly
+    (in ``scratch``, shaped like ``w``), not as a difference of squared norms, which would cancel catastrophically
+    when the step is nearly radial.
     """
     along = np.einsum("nd,nd->n", w, w_next) / rho**2
-    return np.arctan2(row_norms(w_next - along[:, None] * w), along * rho)
+    orthogonal = np.subtract(w_next, np.multiply(w, along[:, None], out=scratch), out=scratch)
+    return np.arctan2(row_norms(orthogonal), along * rho)
 
 
 def _on_finite(fn, *arrays):
@@ -154,7 +156,7 @@ def integrate(
                 recorded["loss"][:, column] = loss
                 recorded["si_norm"][:, column] = rho
                 recorded["grad_norm"][:, column] = row_norms(grad)
-                recorded["angular_update"][:, column] = _angle(w, w_next, rho)
+                recorded["angular_update"][:, column] = _angle(w, w_next, rho, scratch)
                 column += 1
             w, rho = w_next, rho_next
     for values in recorded.values():

@@ -42,7 +42,11 @@ def plot_period_vs_lr_wd(rows: list[dict], path: Path) -> Path:
         ax.plot(
             x, log_ratio / (2 * x), "-", color="0.4", lw=1, label=r"$\ln(\tilde\eta_c/\tilde\eta_s)/(2\eta\lambda)$"
         )
-    ax.set(xscale="log", yscale="log", xlabel=r"$\eta\lambda$", ylabel="period (steps)", title="Period against ηλ")
+    ax.set(xlabel=r"$\eta\lambda$", ylabel="period (steps)", title="Period against ηλ")
+    if (np.isfinite(measured) & (measured > 0)).any() or ok.any():
+        ax.set(xscale="log", yscale="log")
+    else:
+        ax.text(0.5, 0.5, "no period measured", ha="center", va="center", transform=ax.transAxes)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -263,3 +263,18 @@ def test_bnwd_simulate_bad_input_is_one_line_exit_two(argv, fragment, tmp_path, 
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and fragment in captured.err
     assert not (tmp_path / "never").exists()
+
+
+def test_period_plot_without_any_period_is_still_written(tmp_path):
+    from simulate.plots import plot_period_vs_lr_wd
+
+    rows = [
+        {
+            "lr_wd": 0.01,
+            "period_measured": None,
+            "period_std": None,
+            "period_predicted": None,
+            "period_predicted_measured_threshold": None,
+        }
+    ]
+    assert plot_period_vs_lr_wd(rows, tmp_path / "p.png").stat().st_size > 1000

@@ -9,8 +9,8 @@ Every statement of :mod:`theory` is a sympy residual that must vanish identicall
   ``‖w‖`` by a symbol ``R`` and reduces the numerator modulo ``R² − ‖w‖²``. What is left is a polynomial
   in independent unknowns, which is zero iff the residual is zero for every ``f``.
 * scalar residuals in the optimiser's hyper-parameters: they go through ``sympy.simplify`` after the
-  domain substitution ``ηλ = s/(1+s)``, ``s > 0``, which encodes ``0 < ηλ < 1`` as a positivity
-  assumption that sympy can use.
+  domain substitutions ``ηλ = s/(1+s)``, ``s > 0`` and ``β = 1 − k``, ``k > 0``, which encode ``0 < ηλ < 1``
+  and ``β < 1`` as positivity assumptions that sympy can use.
 """
 
 from __future__ import annotations
