@@ -1,0 +1,304 @@
+"""Training of scale-invariant nets with SGD + weight decay, every metric computed online from the step itself.
+
+Per step the trainer records the batch loss and accuracy, the joint norm ρ of the scale-invariant (SI) weights
+and the norm of each SI tensor, η̃ = η/ρ², ‖∇_SI L_B‖, ‖g̃‖ = ρ‖∇_SI L_B‖ and the angle between the SI weights
+before and after the step. They come from the gradients the step computes anyway (no extra pass over data),
+reduced with ``torch._foreach_*`` kernels and brought to the host in one transfer per step.
+
+Randomness is stateless: the order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and the
+augmentation of step ``t`` from ``(seed, t)``. A checkpoint therefore needs only the model, the optimizer and the
+records; resuming from it reproduces the uninterrupted run bit for bit on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import theory
+from empirical.data import Dataset, augment, epoch_batches
+from empirical.scale_invariance import find_si_groups, si_parameters
+from simulate.detection import analyze_periodicity
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (written to ``config.json``).
+
+    ``steps`` counts optimiser steps (one per minibatch, or one per epoch in full-batch mode). ``noninv_lr`` is the
+    learning rate of the parameters that are not scale-invariant (0 freezes them; None: 0 for the SI nets, ``lr``
+    for nets whose every parameter is trained). ``fix_norm`` projects the SI weights back to that norm after every
+    step (0: to their initial norm ρ₀); ``fix_elr`` sets ``lr = fix_elr·ρ₀²`` with that projection.
+    """
+
+    lr: float
+    wd: float
+    steps: int
+    momentum: float = 0.0
+    batch_size: int = 128
+    noninv_lr: float | None = None
+    fix_norm: float | None = None
+    fix_elr: float | None = None
+    full_batch: bool = False
+    augment: bool = False
+    seed: int = 0
+    eval_points: int = 20
+    checkpoint_every: int = 0
+
+    def __post_init__(self):
+        theory.validate(lr=self.lr, wd=self.wd, momentum=self.momentum)
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")
+        if self.fix_norm is not None and self.fix_elr is not None:
+            raise ValueError("fix_norm and fix_elr exclude each other")
+        if self.noninv_lr is not None and not (math.isfinite(self.noninv_lr) and self.noninv_lr >= 0):
+            raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, allow_nan=True) + "\n" for r in records)
+
+
+def eval_steps(total: int, points: int) -> list[int]:
+    """About ``points`` log-spaced steps in ``[0, total]`` (always 0 and ``total``): where to evaluate."""
+    if points <= 0:
+        return []
+    return sorted({0, total, *np.unique(np.geomspace(1, max(total, 1), points).round().astype(int)).tolist()})
+
+
+class Trainer:
+    """Train ``model`` on ``data`` with ``config``; records go to ``out`` (see :meth:`run`).
+
+    The SI parameters are found numerically (:func:`empirical.scale_invariance.find_si_groups`) on the first batch;
+    they form the first parameter group (lr, wd, momentum), every other trainable parameter the second
+    (``noninv_lr``, wd, momentum).
+    """
+
+    def __init__(self, model: torch.nn.Module, data: Dataset, config: TrainConfig, out: Path):
+        if config.batch_size > data.n_train:
+            raise ValueError(f"batch_size {config.batch_size} is larger than the {data.n_train} training samples")
+        self.model, self.data, self.config, self.out = model, data, config, Path(out)
+        probe = data.train_x[: min(config.batch_size, data.n_train)]
+        self.si_groups = find_si_groups(model, probe, data.train_y[: probe.shape[0]])
+        self.si_params = si_parameters(model, self.si_groups)
+        if not self.si_params:
+            raise ValueError("the model has no scale-invariant parameters (no weight feeds a BatchNorm)")
+        si_ids = {id(p) for p in self.si_params}
+        others = [p for p in model.parameters() if p.requires_grad and id(p) not in si_ids]
+        self.rho0 = float(self._norms()[0])
+        target = config.fix_norm if config.fix_norm else self.rho0
+        self.fixed_norm = target if (config.fix_norm is not None or config.fix_elr is not None) else None
+        lr = config.fix_elr * self.fixed_norm**2 if config.fix_elr is not None else config.lr
+        default_noninv = lr if getattr(model, "trains_all_parameters", False) else 0.0
+        noninv_lr = default_noninv if config.noninv_lr is None else config.noninv_lr
+        groups = [{"params": self.si_params, "lr": lr}]
+        if others:
+            groups.append({"params": others, "lr": noninv_lr})
+        self.lr = lr
+        self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=config.momentum, weight_decay=config.wd)
+        self.step = 0
+        self.series: list[dict] = []
+        self.evals: list[dict] = []
+        self.diverged_at: int | None = None
+        if self.fixed_norm is not None:
+            self._project()
+
+    # --- metrics ------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _norms(self) -> torch.Tensor:
+        """Joint norm of the SI weights followed by the norm of each SI tensor (one tensor, on the device)."""
+        per_tensor = torch.stack(torch._foreach_norm(self.si_params))
+        return torch.cat([per_tensor.norm().reshape(1), per_tensor])
+
+    def _project(self) -> None:
+        with torch.no_grad():
+            torch._foreach_mul_(self.si_params, self.fixed_norm / self._norms()[0])
+
+    def _batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.data.train_x[indices], self.data.train_y[indices]
+        if self.config.augment:
+            generator = torch.Generator(device="cpu").manual_seed(self.config.seed * 1_000_003 + self.step)
+            x = augment(x, generator)
+        return x, y
+
+    def _loss_and_grads(self, indices: torch.Tensor):
+        """Mean loss, correct count and gradients; full batch: a fixed partition into ghost batches."""
+        self.optimizer.zero_grad(set_to_none=False)
+        total = indices.numel()
+        parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
+        loss_sum, correct = 0.0, 0
+        for part in parts:
+            x, y = self._batch(part)
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y, reduction="sum") / total
+            loss.backward()
+            loss_sum = loss_sum + loss.detach()
+            correct = correct + (logits.argmax(1) == y).sum()
+        return loss_sum, correct / total
+
+    def _train_step(self, indices: torch.Tensor) -> dict:
+        loss, acc = self._loss_and_grads(indices)
+        with torch.no_grad():
+            grads = [p.grad for p in self.si_params]
+            before = [p.detach().clone() for p in self.si_params]
+            norms = self._norms()
+            grad_norm = torch.stack(torch._foreach_norm(grads)).norm()
+            self.optimizer.step()
+            if self.fixed_norm is not None:
+                self._project()
+            after = [p.detach() for p in self.si_params]
+            along = torch.stack([t.sum() for t in torch._foreach_mul(before, after)]).sum() / norms[0] ** 2
+            # The orthogonal part w⁺ − (⟨w,w⁺⟩/ρ²)w is formed explicitly: accurate for tiny angles.
+            orthogonal = torch.stack(torch._foreach_norm(torch._foreach_sub(after, torch._foreach_mul(before, along))))
+            angle = torch.atan2(orthogonal.norm(), along * norms[0])
+            values = torch.cat([torch.stack([loss, acc.to(loss.dtype), grad_norm, angle]), norms]).tolist()
+        loss, acc, grad_norm, angle, rho, *per_tensor = values
+        record = {"step": self.step, "loss": loss, "acc": acc, "rho": rho, "grad_norm": grad_norm}
+        if math.isfinite(rho) and rho > 0 and math.isfinite(grad_norm):
+            record["elr"] = float(theory.effective_lr(self.lr, rho))
+            record["eff_grad_norm"] = float(theory.effective_grad_norm(grad_norm, rho))
+        else:
+            record["elr"] = record["eff_grad_norm"] = float("nan")
+        record["angular_update"] = angle
+        record["rho_per_tensor"] = per_tensor
+        return record
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict:
+        """Train loss/accuracy in train-mode BN on fixed batches, test loss/accuracy in eval mode.
+
+        Train mode updates BatchNorm's running statistics; they are saved and restored, so evaluation leaves
+        training untouched.
+        """
+        buffers = {name: b.clone() for name, b in self.model.named_buffers()}
+        record = {"step": self.step}
+        for split, x_all, y_all, train_mode in (
+            ("train", self.data.train_x, self.data.train_y, True),
+            ("test", self.data.test_x, self.data.test_y, False),
+        ):
+            self.model.train(train_mode)
+            loss, correct = 0.0, 0
+            for part in torch.arange(y_all.numel(), device=y_all.device).split(self.config.batch_size):
+                logits = self.model(x_all[part])
+                loss += float(F.cross_entropy(logits, y_all[part], reduction="sum"))
+                correct += int((logits.argmax(1) == y_all[part]).sum())
+            record[f"{split}_loss"], record[f"{split}_acc"] = loss / y_all.numel(), correct / y_all.numel()
+        self.model.train(True)
+        for name, b in self.model.named_buffers():
+            b.copy_(buffers[name])
+        return record
+
+    # --- files --------------------------------------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "series": self.series,
+            "evals": self.evals,
+            "rho0": self.rho0,
+            "fixed_norm": self.fixed_norm,
+        }
+        tmp = self.out / "checkpoint.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / "checkpoint.pt")
+        self._write_records()
+
+    def _write_records(self) -> None:
+        _write_atomically(self.out / "series.jsonl", _jsonl(self.series))
+        _write_atomically(self.out / "eval.jsonl", _jsonl(self.evals))
+
+    def resume(self) -> bool:
+        """Continue from ``out/checkpoint.pt`` if there is one; return whether there was."""
+        path = self.out / "checkpoint.pt"
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.data.train_x.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.series, self.evals = state["step"], state["series"], state["evals"]
+        self.rho0, self.fixed_norm = state["rho0"], state["fixed_norm"]  # the run's, not this fresh model's
+        return True
+
+    def _order(self, epoch: int) -> list[torch.Tensor]:
+        device = self.data.train_y.device
+        if self.config.full_batch:
+            return [torch.arange(self.data.n_train, device=device)]
+        return epoch_batches(
+            self.data.n_train, self.config.batch_size, seed=self.config.seed, epoch=epoch, device=device
+        )
+
+    def run(self, progress: bool = True) -> dict:
+        """Train to ``config.steps``; write config, series, evals, checkpoints and the summary; return the summary."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        config = {
+            **asdict(self.config),
+            "lr_effective": self.lr,
+            "rho0": self.rho0,
+            "fixed_norm": self.fixed_norm,
+            "si_groups": self.si_groups,
+        }
+        _write_atomically(self.out / "config.json", json.dumps(config, indent=2) + "\n")
+        evaluate_at = set(eval_steps(self.config.steps, self.config.eval_points))
+        per_epoch = 1 if self.config.full_batch else math.ceil(self.data.n_train / self.config.batch_size)
+        self.model.train(True)
+        bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train", unit="step")
+        while self.step < self.config.steps and self.diverged_at is None:
+            epoch, offset = divmod(self.step, per_epoch)
+            for indices in self._order(epoch)[offset:]:
+                if self.step in evaluate_at:
+                    self.evals.append(self._evaluate())
+                record = self._train_step(indices)
+                self.series.append(record)
+                self.step += 1
+                bar.update(1)
+                if not (math.isfinite(record["loss"]) and math.isfinite(record["rho"])):
+                    self.diverged_at = record["step"]
+                    break
+                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                    self._checkpoint()
+                if self.step >= self.config.steps:
+                    break
+        bar.close()
+        if self.diverged_at is None and self.step in evaluate_at:
+            self.evals.append(self._evaluate())
+        self._write_records()
+        summary = self.summary()
+        _write_atomically(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def summary(self) -> dict:
+        """Destabilisations, periods and regime of the ρ series (the loss series at fixed norm), with the detection
+        that :mod:`simulate` uses too."""
+        rho = np.array([r["rho"] for r in self.series], dtype=float)
+        loss = np.array([r["loss"] for r in self.series], dtype=float)
+        decay = -math.log1p(-self.lr * self.config.wd) / (1 - self.config.momentum) if self.config.wd else None
+        if self.fixed_norm is not None:  # ρ is constant by construction: look for spikes in the loss instead
+            found = analyze_periodicity(loss, kind="loss")
+        else:
+            found = analyze_periodicity(rho, decay_rate=decay, loss=loss)
+        return {
+            "steps": self.step,
+            "diverged_at": self.diverged_at,
+            "detected_on": "loss" if self.fixed_norm is not None else "rho",
+            **found.to_json(),
+        }

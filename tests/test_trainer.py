@@ -1,0 +1,182 @@
+"""The trainer on real scale-invariant nets (float64, CPU): theory holds step by step, resume is bit-identical."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from numpy.testing import assert_allclose
+
+import theory
+from empirical.data import load_dataset
+from empirical.nets import build_model
+from empirical.trainer import TrainConfig, Trainer
+from paper_checks.cli import main
+
+EXACT_EPS = torch.finfo(torch.float64).tiny  # BatchNorm's eps breaks exact scale invariance; tiny is 0 in effect
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", dtype=torch.float64)
+
+
+def _model(data, seed=0, width=4, exact=True):
+    torch.manual_seed(seed)
+    model = build_model("convnet_si", width=width, in_channels=data.in_channels, n_classes=data.n_classes)
+    model = model.double()
+    if exact:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eps = EXACT_EPS
+    return model
+
+
+def _series(trainer, key):
+    return np.array([r[key] for r in trainer.series])
+
+
+def test_si_groups_are_exactly_the_pre_bn_convolutions(digits, tmp_path):
+    trainer = Trainer(_model(digits), digits, TrainConfig(lr=0.1, wd=1e-3, steps=1), tmp_path)
+    convs = [n for n, m in trainer.model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert trainer.si_groups == [[f"{name}.weight"] for name in convs]
+
+
+def test_norm_recursion_predicts_every_step(digits, tmp_path):
+    lr, wd = 0.5, 5e-3
+    trainer = Trainer(_model(digits), digits, TrainConfig(lr=lr, wd=wd, steps=60, batch_size=64), tmp_path)
+    trainer.run(progress=False)
+    rho, grad = _series(trainer, "rho"), _series(trainer, "grad_norm")
+    assert_allclose(rho[1:] ** 2, theory.si_norm_after_step(rho[:-1], grad[:-1], lr, wd) ** 2, rtol=1e-10)
+    assert_allclose(_series(trainer, "elr"), lr / rho**2, rtol=1e-13)
+    no_momentum = theory.angular_update(_series(trainer, "elr"), _series(trainer, "eff_grad_norm"), lr, wd)
+    assert_allclose(_series(trainer, "angular_update"), no_momentum, rtol=1e-8)
+
+
+def test_fixed_norm_and_fixed_elr_keep_the_norm(digits, tmp_path):
+    fixed = Trainer(_model(digits), digits, TrainConfig(lr=0.5, wd=5e-3, steps=30, fix_norm=3.0), tmp_path / "a")
+    fixed.run(progress=False)
+    assert_allclose(_series(fixed, "rho"), 3.0, rtol=1e-12)
+    elr = Trainer(_model(digits), digits, TrainConfig(lr=1.0, wd=5e-3, steps=30, fix_elr=0.02), tmp_path / "b")
+    elr.run(progress=False)
+    assert_allclose(_series(elr, "elr"), 0.02, rtol=1e-12)
+
+
+def test_symmetry_on_a_real_net(digits, tmp_path):
+    """(η, λ, ρ₀) → (cη, λ/c, √c·ρ₀): the same directions, the same η̃, over hundreds of steps."""
+    lr, wd, c, steps = 0.3, 0.01, 4.0, 300
+    runs = []
+    for scale in (1.0, c):
+        model = _model(digits)
+        trainer = Trainer(
+            model, digits, TrainConfig(lr=lr * scale, wd=wd / scale, steps=steps, momentum=0.5), tmp_path / str(scale)
+        )
+        with torch.no_grad():
+            torch._foreach_mul_(trainer.si_params, scale**0.5)
+        trainer.run(progress=False)
+        runs.append(trainer)
+    base, scaled = runs
+    assert_allclose(_series(scaled, "elr"), _series(base, "elr"), rtol=1e-8)
+    for p, q in zip(base.si_params, scaled.si_params, strict=True):
+        assert_allclose((q / q.norm()).detach().numpy(), (p / p.norm()).detach().numpy(), atol=1e-9)
+
+
+def test_resume_is_bit_identical(digits, tmp_path):
+    def config(steps):
+        return TrainConfig(
+            lr=0.5, wd=0.01, steps=steps, momentum=0.9, batch_size=64, augment=True, checkpoint_every=25, seed=3
+        )
+
+    straight = Trainer(_model(digits, exact=False), digits, config(50), tmp_path / "straight")
+    straight.run(progress=False)
+    Trainer(_model(digits, exact=False), digits, config(25), tmp_path / "first").run(progress=False)
+    shutil.copytree(tmp_path / "first", tmp_path / "resumed")
+    resumed = Trainer(_model(digits, seed=99, exact=False), digits, config(50), tmp_path / "resumed")
+    assert resumed.resume() and resumed.step == 25
+    resumed.run(progress=False)
+    assert json.dumps(resumed.series) == json.dumps(straight.series)
+    for p, q in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_full_batch_gd_is_deterministic_and_uses_the_full_loss(digits, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        config = TrainConfig(lr=0.5, wd=0.01, steps=5, full_batch=True, batch_size=128)
+        trainer = Trainer(_model(digits), digits, config, tmp_path / name)
+        trainer.run(progress=False)
+        runs.append(trainer)
+    assert json.dumps(runs[0].series) == json.dumps(runs[1].series)
+    model = _model(digits)  # the first step's loss: the mean over all ghost batches of 128, in a fixed order
+    with torch.no_grad():
+        parts = torch.arange(digits.n_train).split(128)
+        losses = [F.cross_entropy(model(digits.train_x[p]), digits.train_y[p], reduction="sum") for p in parts]
+    assert runs[0].series[0]["loss"] == pytest.approx(float(sum(losses)) / digits.n_train, rel=1e-12)
+
+
+def test_a_nan_loss_stops_the_run_cleanly(digits, tmp_path):
+    broken = load_dataset("digits", dtype=torch.float64)
+    broken.train_x[-1] = float("nan")  # in the last batch of the first epoch
+    trainer = Trainer(_model(broken), broken, TrainConfig(lr=0.5, wd=0.01, steps=100, batch_size=256), tmp_path)
+    summary = trainer.run(progress=False)
+    per_epoch = -(-broken.n_train // 256)
+    assert summary["regime"] == "divergent" and summary["diverged_at"] < per_epoch
+    assert len(trainer.series) == summary["diverged_at"] + 1
+    assert json.loads((tmp_path / "summary.json").read_text())["regime"] == "divergent"
+
+
+def test_bnwd_train_writes_its_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--lr",
+        "1.0",
+        "--wd",
+        "0.01",
+        "--steps",
+        "150",
+        "--batch-size",
+        "128",
+        "--channels-last",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    assert "regime" in capsys.readouterr().out
+    series = [json.loads(line) for line in (out / "series.jsonl").read_text().splitlines()]
+    assert len(series) == 150 and {"step", "loss", "acc", "rho", "elr", "eff_grad_norm", "angular_update"} <= set(
+        series[0]
+    )
+    evals = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    assert evals[0]["step"] == 0 and evals[-1]["step"] == 150 and "test_acc" in evals[-1]
+    assert {"regime", "n_destabilizations", "periods"} <= set(json.loads((out / "summary.json").read_text()))
+    assert json.loads((out / "config.json").read_text())["si_groups"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--lr", "0", "--wd", "0.01"], "one positive finite number"),
+        (["--lr", "1", "--wd", "-1"], "one non-negative number"),
+        (["--lr", "1", "--wd", "0.01", "--model", "vgg"], "invalid choice"),
+        (["--lr", "1", "--wd", "0.01", "--width", "0"], "must be >= 1"),
+        (["--lr", "1", "--wd", "0.01", "--batch-size", "100000"], "larger than"),
+        (["--lr", "1", "--wd", "0.01", "--steps", "5", "--epochs", "2"], "not allowed with"),
+        (["--lr", "1", "--wd", "0.01", "--data", "cifar10", "--data-dir", "/nonexistent"], "cifar"),
+    ],
+)
+def test_bnwd_train_bad_input(argv, fragment, tmp_path, capsys):
+    assert main(["train", *argv, "--out", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and fragment in captured.err.lower()
+
+
+def test_bnwd_train_epochs_count_passes_over_the_data(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--lr", "1.0", "--wd", "0.01", "--epochs", "2", "--batch-size", "512", "--out", str(out)]
+    assert main(argv) == 0
+    assert len((out / "series.jsonl").read_text().splitlines()) == 2 * 3  # 1437 samples: 3 batches of <= 512
