@@ -1,7 +1,8 @@
 """Plain files for runs, simulated or measured: one schema everywhere.
 
-A run's series is a CSV file with a ``step`` column and one column per name in :data:`SERIES`; configs and
-verdicts are JSON. The same reader serves a simulated and a measured run, so both go through the same analysis.
+A simulated run's series is a CSV file with a ``step`` column and one column per name in :data:`SERIES`; a
+trainer's is ``series.jsonl``, one record per step with the same names (ρ as ``rho``). :func:`read_series` reads
+both into one form, so that both go through the same analysis; configs and verdicts are JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +38,27 @@ def read_series_csv(path: Path) -> tuple[np.ndarray, dict]:
     data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     columns = {name: data[:, i] for i, name in enumerate(header)}
     return columns["step"].astype(np.int64), {name: columns[name] for name in SERIES}
+
+
+TRAINER_NAMES = {"rho": "si_norm"}
+"""Names in a trainer's ``series.jsonl`` that differ from :data:`SERIES` (the trainer writes ρ as ``rho``)."""
+
+
+def read_series(path: Path) -> tuple[np.ndarray, dict]:
+    """``(steps, {name: values})`` of a simulated (``.csv``) or measured (``series.jsonl``) run, in one schema.
+
+    Non-finite values written by the trainer (``NaN``, ``Infinity``) come back as floats.
+    """
+    path = Path(path)
+    if path.suffix == ".csv":
+        return read_series_csv(path)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    columns = {TRAINER_NAMES.get(key, key): key for key in (records[0] if records else {})}
+    missing = {"step", *SERIES} - set(columns)
+    if missing:
+        raise ValueError(f"{path}: missing fields {sorted(missing)}")
+    steps = np.array([r["step"] for r in records], dtype=np.int64)
+    return steps, {name: np.array([r[columns[name]] for r in records], dtype=np.float64) for name in SERIES}
 
 
 def _plain(value):

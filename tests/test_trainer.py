@@ -180,3 +180,16 @@ def test_bnwd_train_epochs_count_passes_over_the_data(tmp_path, capsys):
     argv = ["train", "--lr", "1.0", "--wd", "0.01", "--epochs", "2", "--batch-size", "512", "--out", str(out)]
     assert main(argv) == 0
     assert len((out / "series.jsonl").read_text().splitlines()) == 2 * 3  # 1437 samples: 3 batches of <= 512
+
+
+def test_a_measured_run_goes_through_the_simulated_runs_analysis(digits, tmp_path):
+    from simulate.analysis import summarize
+    from simulate.records import SERIES, read_series
+
+    trainer = Trainer(_model(digits), digits, TrainConfig(lr=1.0, wd=0.01, steps=120), tmp_path)
+    trainer.run(progress=False)
+    steps, series = read_series(tmp_path / "series.jsonl")
+    assert set(series) == set(SERIES) and np.array_equal(steps, np.arange(120))
+    assert_allclose(series["si_norm"], _series(trainer, "rho"))
+    row = summarize(steps, series["si_norm"], series["elr"], lr=1.0, wd=0.01, loss=series["loss"])
+    assert row["n_destabilizations"] == trainer.summary()["n_destabilizations"]
