@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import theory
+from empirical.curvature import effective_sharpness
 from empirical.data import Dataset, augment, epoch_batches
 from empirical.scale_invariance import find_si_groups, si_parameters
 from simulate.detection import analyze_periodicity
@@ -37,6 +38,8 @@ class TrainConfig:
     learning rate of the parameters that are not scale-invariant (0 freezes them; None: 0 for the SI nets, ``lr``
     for nets whose every parameter is trained). ``fix_norm`` projects the SI weights back to that norm after every
     step (0: to their initial norm ρ₀); ``fix_elr`` sets ``lr = fix_elr·ρ₀²`` with that projection.
+    ``sharpness_every`` K > 0 measures the effective sharpness s̃ every K steps, and at every step while η̃ is
+    within 20 % of the critical 2(1−ηλ)/s̃ of the last measurement, so the step before each spike is covered.
     """
 
     lr: float
@@ -52,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     eval_points: int = 20
     checkpoint_every: int = 0
+    sharpness_every: int = 0
 
     def __post_init__(self):
         theory.validate(lr=self.lr, wd=self.wd, momentum=self.momentum)
@@ -59,6 +63,8 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
         if self.fix_norm is not None and self.fix_elr is not None:
             raise ValueError("fix_norm and fix_elr exclude each other")
+        if self.sharpness_every < 0 or self.checkpoint_every < 0:
+            raise ValueError("sharpness_every and checkpoint_every must be >= 0")
         if self.noninv_lr is not None and not (math.isfinite(self.noninv_lr) and self.noninv_lr >= 0):
             raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
 
@@ -115,6 +121,7 @@ class Trainer:
         self.series: list[dict] = []
         self.evals: list[dict] = []
         self.diverged_at: int | None = None
+        self._last_eff_sharpness: float | None = None
         if self.fixed_norm is not None:
             self._project()
 
@@ -151,6 +158,27 @@ class Trainer:
             loss_sum = loss_sum + loss.detach()
             correct = correct + (logits.argmax(1) == y).sum()
         return loss_sum, correct / total
+
+    def _wants_sharpness(self) -> bool:
+        every = self.config.sharpness_every
+        if not every:
+            return False
+        if self.step % every == 0:
+            return True
+        if self._last_eff_sharpness is None:
+            return False
+        elr_now = theory.effective_lr(self.lr, float(self._norms()[0]))
+        return bool(elr_now >= 0.8 * theory.critical_elr(self._last_eff_sharpness, self.lr, self.config.wd))
+
+    def _sharpness(self, indices: torch.Tensor) -> dict:
+        """Top Hessian eigenvalue of the step's loss on the SI weights (the step's batch or ghost batches), and
+        s̃ = ρ²·λ_max; Lanczos to 1e-3 relative."""
+        parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
+        batches = [self._batch(p) for p in parts]
+        # Double backward: the same HVP as forward-over-reverse to ~1e-15, and faster in eager mode on a CPU.
+        found = effective_sharpness(self.model, batches, si_params=self.si_params, tol=1e-3, hvp_mode="double_backward")
+        self._last_eff_sharpness = found["eff_sharpness"]
+        return {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
 
     def _train_step(self, indices: torch.Tensor) -> dict:
         loss, acc = self._loss_and_grads(indices)
@@ -267,7 +295,11 @@ class Trainer:
             for indices in self._order(epoch)[offset:]:
                 if self.step in evaluate_at:
                     self.evals.append(self._evaluate())
+                curvature = self._sharpness(indices) if self._wants_sharpness() else {}
                 record = self._train_step(indices)
+                if curvature:
+                    curvature["elr_times_sharpness"] = record["elr"] * curvature["eff_sharpness"]
+                record.update(curvature)
                 self.series.append(record)
                 self.step += 1
                 bar.update(1)
@@ -288,7 +320,7 @@ class Trainer:
 
     def summary(self) -> dict:
         """Destabilisations, periods and regime of the ρ series (the loss series at fixed norm), with the detection
-        that :mod:`simulate` uses too."""
+        that :mod:`simulate` uses too; with sharpness measured, η̃·s̃ at the last measurement before each one."""
         rho = np.array([r["rho"] for r in self.series], dtype=float)
         loss = np.array([r["loss"] for r in self.series], dtype=float)
         decay = -math.log1p(-self.lr * self.config.wd) / (1 - self.config.momentum) if self.config.wd else None
@@ -296,9 +328,20 @@ class Trainer:
             found = analyze_periodicity(loss, kind="loss")
         else:
             found = analyze_periodicity(rho, decay_rate=decay, loss=loss)
-        return {
+        summary = {
             "steps": self.step,
             "diverged_at": self.diverged_at,
             "detected_on": "loss" if self.fixed_norm is not None else "rho",
             **found.to_json(),
         }
+        measured = [(r["step"], r["elr_times_sharpness"]) for r in self.series if "elr_times_sharpness" in r]
+        if measured:
+            steps, values = np.array(measured).T
+            before = [int(np.searchsorted(steps, e, side="right")) - 1 for e in found.events]
+            summary["elr_times_sharpness_threshold"] = 2 * (1 - self.lr * self.config.wd)
+            summary["elr_times_sharpness_before_destabilization"] = [
+                {"event": int(e), "measured_at": int(steps[i]), "elr_times_sharpness": float(values[i])}
+                for e, i in zip(found.events, before, strict=True)
+                if i >= 0
+            ]
+        return summary

@@ -198,6 +198,7 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             eval_points=args.eval_points,
             checkpoint_every=args.checkpoint_every,
+            sharpness_every=args.sharpness_every,
         )
         trainer = Trainer(model, data, config, args.out)
     except (DataError, ValueError) as error:
@@ -295,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-scale", type=_positive_number, default=10.0, help="Frobenius norm of the head")
     train.add_argument("--eval-points", type=int, default=20, help="log-spaced evaluations (default: 20)")
     train.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: none)")
+    train.add_argument(
+        "--sharpness-every", type=int, default=0, help="measure the effective sharpness every K steps (0: never)"
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")

@@ -193,3 +193,20 @@ def test_a_measured_run_goes_through_the_simulated_runs_analysis(digits, tmp_pat
     assert_allclose(series["si_norm"], _series(trainer, "rho"))
     row = summarize(steps, series["si_norm"], series["elr"], lr=1.0, wd=0.01, loss=series["loss"])
     assert row["n_destabilizations"] == trainer.summary()["n_destabilizations"]
+
+
+def test_sharpness_is_recorded_and_reported_before_each_destabilisation(digits, tmp_path):
+    config = TrainConfig(lr=1.0, wd=0.02, steps=60, batch_size=64, sharpness_every=10)
+    trainer = Trainer(_model(digits, width=2), digits, config, tmp_path)
+    summary = trainer.run(progress=False)
+    measured = [r for r in trainer.series if "eff_sharpness" in r]
+    assert {r["step"] for r in measured} >= {0, 10, 20, 30, 40, 50}
+    for r in measured:
+        assert r["elr_times_sharpness"] == pytest.approx(r["elr"] * r["eff_sharpness"], rel=1e-12)
+        assert r["eff_sharpness"] == pytest.approx(r["sharpness"] * r["rho"] ** 2, rel=1e-9)
+    dense = [r for r in measured if r["step"] % 10]
+    critical = theory.critical_elr(np.array([r["eff_sharpness"] for r in measured]), 1.0, 0.02)
+    assert all(r["elr"] >= 0.8 * c for r, c in zip(measured[1:], critical[:-1], strict=True) if r in dense)
+    before = summary.get("elr_times_sharpness_before_destabilization", [])
+    assert len(before) == sum(e >= measured[0]["step"] for e in summary["events"])
+    assert all(b["measured_at"] <= b["event"] for b in before)

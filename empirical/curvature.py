@@ -1,0 +1,488 @@
+"""Curvature of the training loss: Hessian-vector products, top eigenvalues, traces and effective sharpness.
+
+Operators are objects, algorithms are functions:
+
+:class:`HessianOperator`
+    Hessian-vector products (HVPs) of the *training* loss of a model (BatchNorm in train mode, batch statistics) on
+    fixed ghost batches, restricted to a list of parameters (typically the scale-invariant group), on flat vectors.
+:func:`top_eigenvalues`
+    The ``k`` largest (algebraic) eigenvalues, by Lanczos (ARPACK's ``eigsh``) or power iteration with deflation.
+:func:`hutchinson_trace`
+    Stochastic trace estimate with Rademacher probes.
+:func:`effective_sharpness`
+    ``s̃ = ρ² · λ_max(H_SI)``: the top eigenvalue of the Hessian restricted to the SI parameters, times their squared
+    joint norm ``ρ²``. For SI weights ``H(c·w) = H(w)/c²`` while ``ρ(c·w)² = c²ρ²``, so ``s̃`` depends only on the
+    direction of the weights (the quantity that governs stability of GD on the sphere), whereas the plain sharpness
+    ``λ_max`` scales as ``1/c²``.
+
+HVPs go through ``torch.func``: the loss is a pure function of the flat parameter vector (``functional_call`` with
+parameters and buffers passed explicitly) and ``H v`` is computed forward-over-reverse, ``jvp(grad(L), (w,), (v,))``,
+which costs about one forward+backward pass more than a gradient and never forms ``H``.
+
+BatchNorm with running statistics needs care under ``torch.func``: in train mode BN updates ``running_mean`` /
+``running_var`` / ``num_batches_tracked`` *in place*. If the model's own buffers were passed, (a) every HVP would
+perturb the model's running statistics (changing its eval-mode behaviour as a side effect of a measurement), and
+(b) the in-place write of a tensor carrying a tangent/grad level into a tensor captured from outside the transform
+is rejected by ``torch.func``. Both are avoided by cloning the buffers *inside* the transformed function: the clones
+are created at the transform's level, so BN may mutate them freely, and they are discarded afterwards. The batch
+statistics used for normalisation (and hence the loss) do not depend on the running statistics in train mode, so
+this changes nothing in the value of the loss or its derivatives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from torch import nn
+from torch.func import functional_call, grad, jvp
+from torch.nn import functional as F
+
+__all__ = ["HessianOperator", "effective_sharpness", "hutchinson_trace", "top_eigenvalues"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _check_train_mode(model: nn.Module, who: str) -> None:
+    """Raise if ``model`` (or any BN inside it) is in eval mode; we never switch modes on the caller's behalf."""
+    if not model.training:
+        raise ValueError(
+            f"{who}: the model is in eval mode (model.training is False); the training loss with BatchNorm batch "
+            "statistics needs train mode. Call model.train() first (modes are never switched silently)."
+        )
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and not mod.training:
+            raise ValueError(f"{who}: BatchNorm module {name!r} is in eval mode while the model is in train mode")
+
+
+def _check_batches(batches: Sequence[Batch], who: str) -> list[Batch]:
+    """Validate the ghost batches: a non-empty list of non-empty ``(x, y)`` pairs of matching length."""
+    if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[0], torch.Tensor):
+        raise ValueError(f"{who}: batches must be a list of (x, y) pairs; wrap a single batch as [(x, y)]")
+    batches = list(batches)
+    if not batches:
+        raise ValueError(f"{who}: batches is empty; pass a non-empty list of (x, y) pairs")
+    for i, b in enumerate(batches):
+        if len(b) != 2:
+            raise ValueError(f"{who}: batch {i} must be an (x, y) pair")
+        x, y = b
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{who}: batch {i} is empty")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{who}: batch {i} has {x.shape[0]} inputs but {y.shape[0]} targets")
+    return batches
+
+
+class HessianOperator:
+    """Hessian-vector products of the training loss of ``model`` on fixed batches, restricted to some parameters.
+
+    The loss is the mean over all samples of all ghost batches, ``L(w) = Σ_b loss_fn(f(x_b; w), y_b, sum) / N``
+    with ``N = Σ_b |x_b|``, each batch normalised by its own BatchNorm statistics (train mode), i.e. the full-batch
+    GD loss with ghost batch norm. With ``wd > 0`` the weight-decay term ``wd/2·‖w‖²`` of the restricted parameters
+    is added, so ``H v`` gains ``wd·v``. Parameters outside the restriction are held fixed at their current values.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Must be in train mode (``ValueError`` otherwise; the mode is never switched). Neither its parameters nor its
+        buffers (BN running statistics) are modified.
+    batches : list of (x, y)
+        Ghost batches (non-empty). Floating inputs are cast to the parameters' dtype and device.
+    params : list of nn.Parameter, optional
+        Parameters of ``model`` to restrict to (e.g. ``si_parameters(model, groups)``), in any order; the flat vector
+        is their concatenation in the given order. Default: every parameter with ``requires_grad``.
+    wd : float
+        Weight-decay coefficient (adds ``wd·v`` to every HVP).
+    loss_fn : callable
+        ``loss_fn(logits, targets, reduction="sum")``; default cross-entropy.
+    mode : {"jvp", "double_backward"}
+        How an HVP is computed. ``"jvp"`` (default): forward-over-reverse, ``torch.func.jvp`` of ``torch.func.grad``.
+        ``"double_backward"``: reverse-over-reverse, ``∇(∇L·v)`` with ``torch.autograd.grad(create_graph=True)``;
+        same result to rounding, and in eager mode often faster for small models where the per-op overhead of the
+        ``torch.func`` transforms dominates (see ``benchmarks/curvature_top_eigenvalue.py``).
+
+    Attributes
+    ----------
+    size : int
+        Length ``n`` of the flat vectors.
+    dtype, device
+        Those of the parameters; ``matvec`` takes and returns 1-D tensors of this dtype/device.
+    n_hvp : int
+        Number of HVPs (``matvec`` calls) so far.
+    names : list of str
+        Names of the restricted parameters, in flat-vector order.
+
+    Notes
+    -----
+    Each HVP costs one forward-over-reverse pass per ghost batch (``torch.func.jvp`` of ``torch.func.grad``); the
+    batches are processed one at a time, so memory is that of one batch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Sequence[Batch],
+        params: Sequence[nn.Parameter] | None = None,
+        wd: float = 0.0,
+        loss_fn: Callable[..., torch.Tensor] = F.cross_entropy,
+        mode: str = "jvp",
+    ) -> None:
+        _check_train_mode(model, "HessianOperator")
+        if mode not in ("jvp", "double_backward"):
+            raise ValueError(f"HessianOperator: mode must be 'jvp' or 'double_backward', got {mode!r}")
+        batches = _check_batches(batches, "HessianOperator")
+        named = list(model.named_parameters())
+        if params is None:
+            params = [p for _, p in named if p.requires_grad]
+        params = list(params)
+        if not params:
+            raise ValueError("HessianOperator: no parameters to restrict the Hessian to (empty params list)")
+        by_id = {id(p): n for n, p in named}
+        names = []
+        for p in params:
+            if id(p) not in by_id:
+                raise ValueError("HessianOperator: params must be parameters of the model (got a foreign tensor)")
+            names.append(by_id[id(p)])
+        if len(set(names)) != len(names):
+            raise ValueError("HessianOperator: params contains the same parameter twice")
+        if not math.isfinite(wd) or wd < 0:
+            raise ValueError(f"HessianOperator: wd must be a finite number >= 0, got {wd!r}")
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) != 1:
+            raise ValueError(f"HessianOperator: restricted parameters have mixed dtypes {sorted(map(str, dtypes))}")
+
+        self.model, self.loss_fn, self.wd, self.mode = model, loss_fn, float(wd), mode
+        self.names = names
+        self.shapes = [p.shape for p in params]
+        self.numels = [p.numel() for p in params]
+        self.size = int(sum(self.numels))
+        self.dtype, self.device = params[0].dtype, params[0].device
+        # Snapshots (detached, no grad): the operator is the Hessian at the weights of construction time.
+        restricted = set(names)
+        self._fixed = {n: p.detach() for n, p in named if n not in restricted}
+        self._buffers = {n: b.detach() for n, b in model.named_buffers()}
+        self._w0 = torch.cat([p.detach().reshape(-1) for p in params])
+        self._batches = [(self._cast(x), y.to(self.device)) for x, y in batches]
+        self.n_total = sum(int(x.shape[0]) for x, _ in self._batches)
+        self.n_hvp = 0
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def _cast(self, x: torch.Tensor) -> torch.Tensor:
+        # Floating inputs follow the parameters' dtype (e.g. float64 for exact checks); integer inputs keep theirs.
+        return x.to(device=self.device, dtype=self.dtype) if x.is_floating_point() else x.to(self.device)
+
+    def _unflatten(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: c.view(s) for n, c, s in zip(self.names, torch.split(w, self.numels), self.shapes, strict=True)}
+
+    def _batch_loss(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Contribution of one ghost batch to ``L``: summed loss over the batch divided by the total sample count."""
+        p = dict(self._fixed)
+        p.update(self._unflatten(w))
+        # Clone buffers inside the (transformed) function: BN's in-place running-stat update then hits a fresh copy
+        # created at the transform's level (allowed), never the model's buffers (left untouched).
+        b = {n: t.clone() for n, t in self._buffers.items()}
+        out = functional_call(self.model, (p, b), (x,))
+        return self.loss_fn(out, y, reduction="sum") / self.n_total
+
+    def params_vector(self) -> torch.Tensor:
+        """The flat restricted parameter vector ``w`` at which the Hessian is taken (a copy)."""
+        return self._w0.clone()
+
+    def loss(self, w: torch.Tensor | None = None) -> float:
+        """Training loss ``L(w)`` (without the weight-decay term) at ``w`` (default: the model's weights)."""
+        w = self._w0 if w is None else self._as_vector(w)
+        with torch.no_grad():
+            return float(sum(self._batch_loss(w, x, y) for x, y in self._batches))
+
+    def gradient(self, w: torch.Tensor | None = None) -> torch.Tensor:
+        """``∇L(w)`` of the training loss, restricted and flat (plus ``wd·w`` when ``wd > 0``)."""
+        w = self._w0 if w is None else self._as_vector(w)
+        g = torch.zeros_like(w)
+        for x, y in self._batches:
+            g = g + grad(self._batch_loss)(w, x, y)
+        return g + self.wd * w if self.wd else g
+
+    def _as_vector(self, v) -> torch.Tensor:
+        v = torch.as_tensor(v)
+        if v.shape != (self.size,):
+            raise ValueError(f"HessianOperator: expected a vector of shape ({self.size},), got {tuple(v.shape)}")
+        return v.to(device=self.device, dtype=self.dtype)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``H v`` (plus ``wd·v``) for a flat vector ``v`` of length :attr:`size`; counts one HVP."""
+        v = self._as_vector(v)
+        hv = torch.zeros_like(v)
+        for x, y in self._batches:
+            if self.mode == "jvp":
+                # Forward-over-reverse: the directional derivative of the gradient map along v.
+                _, hv_b = jvp(lambda w, x=x, y=y: grad(self._batch_loss)(w, x, y), (self._w0,), (v,))
+            else:
+                # Reverse-over-reverse: H v = ∇_w (∇_w L · v), v held constant.
+                with torch.enable_grad():
+                    w = self._w0.clone().requires_grad_(True)
+                    (g,) = torch.autograd.grad(self._batch_loss(w, x, y), w, create_graph=True)
+                    (hv_b,) = torch.autograd.grad(g @ v, w)
+            hv = hv + hv_b
+        self.n_hvp += 1
+        return hv + self.wd * v if self.wd else hv
+
+    __matmul__ = matvec
+
+    def dense(self) -> torch.Tensor:
+        """The dense ``n × n`` Hessian from ``n`` HVPs with unit vectors (only for small ``n``), symmetrised."""
+        eye = torch.eye(self.size, dtype=self.dtype, device=self.device)
+        h = torch.stack([self.matvec(e) for e in eye], dim=1)
+        return 0.5 * (h + h.T)  # rounding makes H e_i and H e_j differ slightly in the off-diagonal
+
+    def as_linear_operator(self) -> LinearOperator:
+        """A ``scipy.sparse.linalg.LinearOperator`` view (float64 numpy in and out) sharing the HVP counter."""
+
+        def mv(x: np.ndarray) -> np.ndarray:
+            v = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1))
+            return self.matvec(v).detach().cpu().to(torch.float64).numpy()
+
+        return LinearOperator((self.size, self.size), matvec=mv, rmatvec=mv, dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return f"HessianOperator(size={self.size}, n_batches={len(self._batches)}, wd={self.wd}, n_hvp={self.n_hvp})"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Algorithms
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _check_k(op: HessianOperator, k: int) -> int:
+    if int(k) != k or k < 1:
+        raise ValueError(f"top_eigenvalues: k must be a positive integer, got {k!r}")
+    if k > op.size:
+        raise ValueError(f"top_eigenvalues: k={k} exceeds the number of parameters n={op.size}")
+    return int(k)
+
+
+def _dense_top(op: HessianOperator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    h = op.dense().detach().cpu().to(torch.float64).numpy()
+    vals, vecs = np.linalg.eigh(h)
+    return vals[::-1][:k].copy(), vecs[:, ::-1][:, :k].copy()
+
+
+def _power(op: HessianOperator, k: int, tol: float, max_hvp: int, seed: int):
+    """Power iteration with Hotelling deflation; returns ``(vals, vecs, converged)``.
+
+    Plain power iteration finds the eigenvalue of largest *magnitude*. If that one is negative, we rerun on the
+    shifted operator ``A - λ I`` (all eigenvalues ``≥ 0`` up to the error in ``λ``, the dominant one being
+    ``λ_max - λ``), so that the result is the largest *algebraic* eigenvalue, as with Lanczos ``which="LA"``.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    budget = [max_hvp]
+    vals: list[float] = []
+    vecs: list[torch.Tensor] = []
+    all_converged = True
+
+    def apply(v: torch.Tensor, shift: float) -> torch.Tensor:
+        budget[0] -= 1
+        w = op.matvec(v).to(torch.float64).cpu() - shift * v
+        for lam, u in zip(vals, vecs, strict=True):  # Hotelling: remove found eigenpairs (A - Σ λ_i u_i u_iᵀ)
+            w = w - (lam - shift) * u * torch.dot(u, v)
+        return w
+
+    def iterate(shift: float) -> tuple[float, torch.Tensor, bool]:
+        v = torch.randn(op.size, generator=gen, dtype=torch.float64)
+        v = v / v.norm()
+        lam_prev = None
+        while budget[0] > 0:
+            w = apply(v, shift)
+            lam = float(torch.dot(v, w))  # Rayleigh quotient of the (shifted, deflated) operator
+            norm = float(w.norm())
+            if norm == 0.0:  # v is in the null space: eigenvalue 0 (of the shifted operator)
+                return lam, v, True
+            v = w / norm
+            if lam_prev is not None and abs(lam - lam_prev) <= tol * abs(lam):
+                return lam, v, True
+            lam_prev = lam
+        return (lam_prev if lam_prev is not None else float("nan")), v, False
+
+    for _ in range(k):
+        lam, v, ok = iterate(0.0)
+        if ok and lam < 0:
+            mu, v, ok = iterate(lam)
+            lam = mu + lam
+        all_converged &= ok
+        vals.append(lam)
+        vecs.append(v)
+    order = np.argsort(vals)[::-1]
+    vals_np = np.array(vals)[order]
+    vecs_np = torch.stack(vecs, dim=1).numpy()[:, order]
+    return vals_np, vecs_np, all_converged
+
+
+def top_eigenvalues(
+    op: HessianOperator,
+    k: int = 1,
+    *,
+    method: str = "lanczos",
+    tol: float = 1e-4,
+    max_hvp: int = 500,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The ``k`` largest (algebraic) eigenvalues of ``op`` and their eigenvectors.
+
+    Parameters
+    ----------
+    op : HessianOperator
+    k : int
+        Number of eigenpairs, ``1 ≤ k ≤ op.size`` (``ValueError`` otherwise).
+    method : {"lanczos", "power", "dense"}
+        ``"lanczos"``: ARPACK ``eigsh(which="LA")`` with a seeded start vector; ARPACK needs ``k < n``, so for
+        ``k == n`` this falls back to ``"dense"`` (reported in ``info["method"]``). ``"power"``: power iteration
+        with Hotelling deflation for ``k > 1``, stopping when the Rayleigh quotient changes by less than ``tol``
+        relative. ``"dense"``: build ``H`` from ``n`` HVPs and call ``numpy.linalg.eigh`` (small ``n`` only).
+    tol : float
+        Relative tolerance (ARPACK's ``tol`` for Lanczos; relative change of the eigenvalue for power iteration).
+    max_hvp : int
+        HVP budget. Lanczos: converted into ARPACK restarts (approximate); power: a hard cap over all ``k``.
+    seed : int
+        Seeds the start vector(s).
+
+    Returns
+    -------
+    eigenvalues : ndarray, shape (k,)
+        Descending. Entries ARPACK did not converge within the budget are NaN.
+    eigenvectors : ndarray, shape (n, k), float64
+        Unit columns matching ``eigenvalues``.
+    info : dict
+        ``n_hvp`` (HVPs used by this call), ``converged`` (bool), ``method`` (the one actually used), ``tol``.
+    """
+    k = _check_k(op, k)
+    if method not in ("lanczos", "power", "dense"):
+        raise ValueError(f"top_eigenvalues: method must be 'lanczos', 'power' or 'dense', got {method!r}")
+    if not tol > 0:
+        raise ValueError(f"top_eigenvalues: tol must be > 0, got {tol!r}")
+    if int(max_hvp) != max_hvp or max_hvp < 1:
+        raise ValueError(f"top_eigenvalues: max_hvp must be a positive integer, got {max_hvp!r}")
+    start = op.n_hvp
+    converged = True
+    used = method
+    if method == "dense" or (method == "lanczos" and k >= op.size):
+        used = "dense"
+        vals, vecs = _dense_top(op, k)
+    elif method == "lanczos":
+        n = op.size
+        ncv = min(n, max(2 * k + 1, 20))
+        # One implicit restart costs about ncv - k HVPs after the first ncv; size maxiter to the budget.
+        maxiter = max(1, (int(max_hvp) - ncv) // max(ncv - k, 1) + 1)
+        v0 = np.random.default_rng(seed).standard_normal(n)
+        try:
+            vals, vecs = eigsh(op.as_linear_operator(), k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
+        except ArpackNoConvergence as exc:
+            converged = False
+            vals = np.full(k, np.nan)
+            vecs = np.full((n, k), np.nan)
+            got = np.asarray(exc.eigenvalues)
+            if got.size:  # keep the converged ones, largest first
+                o = np.argsort(got)[::-1][:k]
+                vals[: o.size], vecs[:, : o.size] = got[o], np.asarray(exc.eigenvectors)[:, o]
+        order = np.argsort(-np.nan_to_num(vals, nan=-np.inf), kind="stable")
+        vals, vecs = vals[order], vecs[:, order]
+    else:
+        vals, vecs, converged = _power(op, k, tol, int(max_hvp), seed)
+    info = {"n_hvp": op.n_hvp - start, "converged": bool(converged), "method": used, "tol": tol}
+    return np.asarray(vals, dtype=np.float64), np.asarray(vecs, dtype=np.float64), info
+
+
+def hutchinson_trace(op: HessianOperator, n_samples: int = 32, *, seed: int = 0) -> tuple[float, float, dict]:
+    """Hutchinson estimate of ``tr(H)``: the mean of ``zᵀ H z`` over seeded Rademacher probes ``z``.
+
+    Parameters
+    ----------
+    op : HessianOperator
+    n_samples : int
+        Number of probes (``≥ 2``, so that a standard error exists); costs ``n_samples`` HVPs.
+    seed : int
+        Seeds the probes.
+
+    Returns
+    -------
+    estimate : float
+        Unbiased estimate of ``tr(H)`` (``E[zzᵀ] = I`` for Rademacher ``z``).
+    stderr : float
+        Standard error of the mean (sample standard deviation / ``sqrt(n_samples)``).
+    info : dict
+        ``n_hvp`` and ``samples`` (the individual ``zᵀ H z``).
+    """
+    if int(n_samples) != n_samples or n_samples < 2:
+        raise ValueError(f"hutchinson_trace: n_samples must be an integer >= 2, got {n_samples!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    start = op.n_hvp
+    samples = np.empty(int(n_samples))
+    for i in range(int(n_samples)):
+        z = torch.randint(0, 2, (op.size,), generator=gen).to(torch.float64) * 2 - 1
+        samples[i] = float(torch.dot(z, op.matvec(z).to(torch.float64).cpu()))
+    est = float(samples.mean())
+    se = float(samples.std(ddof=1) / math.sqrt(n_samples))
+    return est, se, {"n_hvp": op.n_hvp - start, "samples": samples}
+
+
+def effective_sharpness(
+    model: nn.Module,
+    batches: Sequence[Batch],
+    si_params: Sequence[nn.Parameter] | None = None,
+    *,
+    loss_fn: Callable[..., torch.Tensor] = F.cross_entropy,
+    hvp_mode: str = "jvp",
+    **kw,
+) -> dict:
+    """Sharpness ``λ_max(H_SI)`` and effective sharpness ``s̃ = ρ²·λ_max(H_SI)`` of the training loss.
+
+    ``H_SI`` is the Hessian of the training loss (no weight decay) restricted to the SI parameters and ``ρ`` their
+    joint norm. ``s̃`` is invariant to rescaling the SI weights; ``λ_max`` scales as ``1/c²``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        In train mode.
+    batches : list of (x, y)
+        Ghost batches, as for :class:`HessianOperator`.
+    si_params : list of nn.Parameter, optional
+        The SI parameters. Default: found by :func:`~empirical.scale_invariance.find_si_groups` on the first batch
+        and collected by :func:`~empirical.scale_invariance.si_parameters`. ``ValueError`` if there are none.
+    loss_fn : callable
+        As for :class:`HessianOperator` (also used for the SI search).
+    hvp_mode : {"jvp", "double_backward"}
+        The ``mode`` of the :class:`HessianOperator`.
+    **kw
+        Passed to :func:`top_eigenvalues` (``method``, ``tol``, ``max_hvp``, ``seed``).
+
+    Returns
+    -------
+    dict
+        ``sharpness`` (λ_max), ``eff_sharpness`` (s̃), ``rho`` (ρ), ``n_hvp``, ``n_params`` (size of the SI vector),
+        ``converged`` and ``method``.
+    """
+    _check_train_mode(model, "effective_sharpness")
+    batches = _check_batches(batches, "effective_sharpness")
+    if si_params is None:
+        from empirical.scale_invariance import find_si_groups, si_parameters
+
+        x0, y0 = batches[0]
+        groups = find_si_groups(model, x0, y0, loss_fn=loss_fn)
+        si_params = si_parameters(model, groups)
+    si_params = list(si_params)
+    if not si_params:
+        raise ValueError("effective_sharpness: the model has no scale-invariant parameters (empty SI group)")
+    op = HessianOperator(model, batches, si_params, wd=0.0, loss_fn=loss_fn, mode=hvp_mode)
+    vals, _, info = top_eigenvalues(op, 1, **kw)
+    lam = float(vals[0])
+    rho = float(op.params_vector().to(torch.float64).norm())
+    return {
+        "sharpness": lam,
+        "eff_sharpness": rho**2 * lam,
+        "rho": rho,
+        "n_hvp": info["n_hvp"],
+        "n_params": op.size,
+        "converged": info["converged"],
+        "method": info["method"],
+    }

@@ -1,0 +1,383 @@
+"""Tests of empirical.curvature: HVPs against dense Hessians, eigen/trace estimators, SI identities, side effects."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from empirical.curvature import HessianOperator, effective_sharpness, hutchinson_trace, top_eigenvalues
+from empirical.nets import ConvNetSI
+
+TINY = torch.finfo(torch.float64).tiny
+
+
+class TinyMLPSI(nn.Module):
+    """``Linear(4->5) BN ReLU Linear(5->3) BN ReLU Linear(3->3, bias)``: the two hidden weights are SI (35 numbers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 5, bias=False)
+        self.bn1 = nn.BatchNorm1d(5, affine=False)
+        self.fc2 = nn.Linear(5, 3, bias=False)
+        self.bn2 = nn.BatchNorm1d(3, affine=False)
+        self.head = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.bn2(self.fc2(F.relu(self.bn1(self.fc1(x)))))))
+
+
+def _tiny_eps(model: nn.Module) -> nn.Module:
+    # eps > 0 breaks exact scale invariance at the 1e-6 level; the smallest normal float64 keeps BN finite.
+    for mod in model.modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.eps = TINY
+    return model
+
+
+def _mlp(seed: int, n_batches: int = 2, batch: int = 8):
+    torch.manual_seed(seed)
+    model = _tiny_eps(TinyMLPSI().double().train())
+    gen = torch.Generator().manual_seed(seed + 1000)
+    batches = [
+        (torch.randn(batch, 4, generator=gen, dtype=torch.float64), torch.randint(0, 3, (batch,), generator=gen))
+        for _ in range(n_batches)
+    ]
+    return model, batches, [model.fc1.weight, model.fc2.weight]
+
+
+def _convnet(seed: int, width: int = 1, n_batches: int = 2, batch: int = 6):
+    torch.manual_seed(seed)
+    model = _tiny_eps(ConvNetSI(width=width, in_channels=1, n_classes=3).double().train())
+    gen = torch.Generator().manual_seed(seed + 1000)
+    batches = [
+        (torch.randn(batch, 1, 8, 8, generator=gen, dtype=torch.float64), torch.randint(0, 3, (batch,), generator=gen))
+        for _ in range(n_batches)
+    ]
+    convs = [p for n, p in model.named_parameters() if n.startswith("conv_layers")]
+    return model, batches, convs
+
+
+def _dense_hessian(model, batches, params) -> torch.Tensor:
+    """Reference: ``torch.autograd.functional.hessian`` of the same loss as a function of the flat restricted vector.
+
+    Written independently of the operator (plain autograd on a deep copy whose running stats may change freely).
+    """
+    net = copy.deepcopy(model)
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    names = [by_id[id(p)] for p in params]
+    shapes = [p.shape for p in params]
+    sizes = [p.numel() for p in params]
+    fixed = {n: p.detach() for n, p in model.named_parameters() if n not in names}
+    n_total = sum(x.shape[0] for x, _ in batches)
+
+    def loss(w):
+        p = dict(fixed)
+        p.update({n: c.view(s) for n, c, s in zip(names, torch.split(w, sizes), shapes, strict=True)})
+        return sum(F.cross_entropy(functional_call(net, p, (x,)), y, reduction="sum") for x, y in batches) / n_total
+
+    w0 = torch.cat([p.detach().reshape(-1) for p in params])
+    return torch.autograd.functional.hessian(loss, w0)
+
+
+@functools.lru_cache(maxsize=4)
+def _dense_convnet(seed: int) -> np.ndarray:
+    # Cached: the 387 x 387 reference Hessian is shared by several tests.
+    model, batches, params = _convnet(seed, width=1)
+    return _dense_hessian(model, batches, params).numpy()
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Against the dense Hessian
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=5)
+@given(seed=st.integers(0, 10_000), wd=st.sampled_from([0.0, 5e-4, 0.3]))
+def test_hvp_matches_dense_hessian_mlp(seed, wd):
+    model, batches, params = _mlp(seed)
+    op = HessianOperator(model, batches, params, wd=wd)
+    h = _dense_hessian(model, batches, params) + wd * torch.eye(op.size, dtype=torch.float64)
+    v = torch.randn(op.size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    assert op.size == 35
+    assert _rel(op.matvec(v), h @ v) < 1e-8
+    assert op.n_hvp == 1
+
+
+@pytest.mark.parametrize("mode", ["jvp", "double_backward"])
+def test_hvp_matches_dense_hessian_convnet(mode):
+    model, batches, params = _convnet(0, width=1, n_batches=2)
+    op = HessianOperator(model, batches, params, mode=mode)
+    assert op.size == 9 + 18 + 72 + 288
+    h = torch.from_numpy(_dense_convnet(0))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        v = torch.randn(op.size, generator=gen, dtype=torch.float64)
+        assert _rel(op.matvec(v), h @ v) < 1e-8
+
+
+def test_dense_from_hvps_matches_autograd_hessian():
+    model, batches, params = _mlp(6)
+    op = HessianOperator(model, batches, params)
+    assert _rel(op.dense(), _dense_hessian(model, batches, params)) < 1e-8
+
+
+def test_default_params_are_all_trainable():
+    model, batches, _ = _mlp(3)
+    op = HessianOperator(model, batches)
+    assert op.size == sum(p.numel() for p in model.parameters())
+    assert op.names == [n for n, _ in model.named_parameters()]
+
+
+@pytest.mark.parametrize(("k", "mode"), [(1, "jvp"), (3, "double_backward")])
+def test_top_eigenvalues_lanczos_and_power_match_dense(k, mode):
+    model, batches, params = _convnet(0, width=1)
+    op = HessianOperator(model, batches, params, mode=mode)
+    dense = np.linalg.eigvalsh(_dense_convnet(0))[::-1][:k]
+    vals_l, vecs_l, info_l = top_eigenvalues(op, k, method="lanczos", tol=1e-8)
+    assert info_l["method"] == "lanczos" and info_l["converged"] and info_l["n_hvp"] > 0
+    assert np.all(np.abs(vals_l - dense) <= 1e-4 * np.abs(dense))
+    assert vecs_l.shape == (op.size, k)
+    # Eigen-equation through the operator itself.
+    for j in range(k):
+        hv = op.matvec(torch.from_numpy(vecs_l[:, j])).numpy()
+        assert np.linalg.norm(hv - vals_l[j] * vecs_l[:, j]) <= 1e-4 * abs(vals_l[j])
+    vals_p, _, info_p = top_eigenvalues(op, k, method="power", tol=1e-10, max_hvp=3000)
+    assert info_p["method"] == "power" and info_p["converged"]
+    assert np.all(np.abs(vals_p - dense) <= 1e-4 * np.abs(dense))
+    assert np.all(np.diff(vals_p) <= 0) and np.all(np.diff(vals_l) <= 0)
+
+
+def test_power_finds_largest_algebraic_eigenvalue_when_most_negative_dominates():
+    # Hessian minus a large multiple of I: every eigenvalue is negative and the dominant-magnitude one is the
+    # smallest; power iteration must still return the largest (algebraic) one, as Lanczos "LA" does.
+    model, batches, params = _mlp(5)
+    op = HessianOperator(model, batches, params)
+    h = _dense_hessian(model, batches, params).numpy()
+    shift = 2.0 * np.abs(np.linalg.eigvalsh(h)).max() + 1.0
+
+    class Shifted(HessianOperator):
+        def matvec(self, v):
+            return super().matvec(v) - shift * self._as_vector(v)
+
+    sop = Shifted(model, batches, params, mode="double_backward")
+    want = np.linalg.eigvalsh(h - shift * np.eye(op.size))[::-1][:2]
+    vals, _, info = top_eigenvalues(sop, 2, method="power", tol=1e-12, max_hvp=20_000)
+    assert info["converged"]
+    assert np.all(np.abs(vals - want) <= 1e-4 * np.abs(want))
+
+
+def test_lanczos_k_equal_n_falls_back_to_dense():
+    model, batches, _ = _mlp(1)
+    op = HessianOperator(model, batches, [model.fc2.weight])  # n = 15
+    vals, vecs, info = top_eigenvalues(op, op.size, method="lanczos")
+    assert info["method"] == "dense" and info["n_hvp"] == op.size
+    want = np.linalg.eigvalsh(_dense_hessian(model, batches, [model.fc2.weight]).numpy())[::-1]
+    np.testing.assert_allclose(vals, want, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(op.size), atol=1e-10)
+
+
+def test_hutchinson_trace_is_unbiased_and_shrinks():
+    model, batches, params = _mlp(7)
+    op = HessianOperator(model, batches, params, mode="double_backward")
+    h = _dense_hessian(model, batches, params).numpy()
+    tr = float(np.trace(h))
+    est_small, se_small, info_small = hutchinson_trace(op, 16, seed=0)
+    est_big, se_big, info_big = hutchinson_trace(op, 400, seed=1)
+    assert info_small["n_hvp"] == 16 and info_big["n_hvp"] == 400
+    assert abs(est_small - tr) <= 4 * se_small
+    assert abs(est_big - tr) <= 4 * se_big
+    # SE ~ 1/sqrt(n): 25x more probes, 5x smaller; and it matches the exact Rademacher variance 2·Σ_{i≠j} H_ij².
+    assert se_big < se_small / 2.5
+    exact_se = np.sqrt(2 * (np.sum(h**2) - np.sum(np.diag(h) ** 2)) / 400)
+    assert 0.7 * exact_se < se_big < 1.3 * exact_se
+    # Seeded: same seed, same samples.
+    assert hutchinson_trace(op, 16, seed=0)[0] == est_small
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Scale-invariance identities through the HVPs
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _scaled_copy(model, names, c):
+    net = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in net.named_parameters():
+            if n in names:
+                p.mul_(c)
+    return net
+
+
+@settings(max_examples=6)
+@given(seed=st.integers(0, 10_000), c=st.floats(0.05, 20.0))
+def test_si_identities_through_hvps(seed, c):
+    model, batches, params = _convnet(seed, width=1)
+    names = [n for n, _ in model.named_parameters() if n.startswith("conv_layers")]
+    op = HessianOperator(model, batches, params)
+    v = torch.randn(op.size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    hv = op.matvec(v)
+
+    # H(c·w) v = H(w) v / c²   (the gradient is homogeneous of degree -1, the Hessian of degree -2).
+    scaled = _scaled_copy(model, names, c)
+    sparams = [p for n, p in scaled.named_parameters() if n in names]
+    hv_c = HessianOperator(scaled, batches, sparams).matvec(v)
+    assert _rel(hv_c * c**2, hv) < 1e-7
+
+    # H(w) w = -∇L(w)   (differentiate Euler's identity w·∇L(w) = 0).
+    w = op.params_vector()
+    g = op.gradient()
+    assert _rel(op.matvec(w), -g) < 1e-7
+
+
+def test_gradient_matches_autograd():
+    model, batches, params = _mlp(4)
+    op = HessianOperator(model, batches, params, wd=0.1)
+    n_total = sum(x.shape[0] for x, _ in batches)
+    net = copy.deepcopy(model)
+    loss = sum(F.cross_entropy(net(x), y, reduction="sum") for x, y in batches) / n_total
+    g = torch.autograd.grad(loss, [net.fc1.weight, net.fc2.weight])
+    want = torch.cat([t.reshape(-1) for t in g]) + 0.1 * op.params_vector()
+    assert _rel(op.gradient(), want) < 1e-12
+    assert abs(op.loss() - float(loss.detach())) < 1e-12
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# No side effects
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_running_stats_and_params_untouched():
+    model, batches, params = _convnet(3, width=1)
+    before_buf = {n: b.clone() for n, b in model.named_buffers()}
+    before_par = {n: p.detach().clone() for n, p in model.named_parameters()}
+    op = HessianOperator(model, batches, params, wd=1e-3)
+    top_eigenvalues(op, 2, tol=1e-6)
+    hutchinson_trace(op, 4)
+    op.gradient()
+    op.loss()
+    assert model.training
+    for n, b in model.named_buffers():
+        assert torch.equal(b, before_buf[n]), n
+    for n, p in model.named_parameters():
+        assert torch.equal(p.detach(), before_par[n]), n
+        assert p.grad is None
+    # Sanity: a plain train-mode forward pass does move the running stats, so the check above is not vacuous.
+    with torch.no_grad():
+        model(batches[0][0])
+    assert not torch.equal(model.conv_layers[1].running_mean, before_buf["conv_layers.1.running_mean"])
+
+
+def test_linear_operator_float64_and_counts():
+    model, batches, params = _mlp(2)
+    op = HessianOperator(model, batches, params)
+    lin = op.as_linear_operator()
+    assert lin.shape == (35, 35) and lin.dtype == np.float64
+    x = np.random.default_rng(0).standard_normal(35)
+    y = lin.matvec(x)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float64
+    np.testing.assert_allclose(y, op.matvec(torch.from_numpy(x)).numpy(), rtol=1e-14)
+    assert op.n_hvp == 2
+    assert op.dtype == torch.float64 and op.device.type == "cpu"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Effective sharpness
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c", [0.25, 4.0])
+def test_effective_sharpness_scale_invariant(c):
+    model, batches, params = _convnet(11, width=1)
+    names = [n for n, _ in model.named_parameters() if n.startswith("conv_layers")]
+    base = effective_sharpness(model, batches, tol=1e-10)  # SI group found automatically
+    assert base["n_params"] == sum(p.numel() for p in params)
+    rho = float(torch.cat([p.detach().reshape(-1) for p in params]).norm())
+    assert abs(base["rho"] - rho) <= 1e-12 * rho
+    assert base["eff_sharpness"] == pytest.approx(rho**2 * base["sharpness"], rel=1e-12)
+
+    scaled = _scaled_copy(model, names, c)
+    sparams = [p for n, p in scaled.named_parameters() if n in names]
+    out = effective_sharpness(scaled, batches, sparams, tol=1e-10)
+    assert out["eff_sharpness"] == pytest.approx(base["eff_sharpness"], rel=1e-6)
+    assert out["sharpness"] == pytest.approx(base["sharpness"] / c**2, rel=1e-6)
+    assert out["rho"] == pytest.approx(c * base["rho"], rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_bad_k():
+    model, batches, params = _mlp(0)
+    op = HessianOperator(model, batches, params)
+    with pytest.raises(ValueError, match="exceeds the number of parameters"):
+        top_eigenvalues(op, op.size + 1)
+    with pytest.raises(ValueError, match="exceeds the number of parameters"):
+        top_eigenvalues(op, op.size + 1, method="power")
+    with pytest.raises(ValueError, match="positive integer"):
+        top_eigenvalues(op, 0)
+    with pytest.raises(ValueError, match="method"):
+        top_eigenvalues(op, 1, method="arnoldi")
+    with pytest.raises(ValueError, match="n_samples"):
+        hutchinson_trace(op, 1)
+
+
+def test_eval_mode_rejected_and_not_switched():
+    model, batches, params = _mlp(0)
+    model.eval()
+    with pytest.raises(ValueError, match="eval mode"):
+        HessianOperator(model, batches, params)
+    with pytest.raises(ValueError, match="eval mode"):
+        effective_sharpness(model, batches)
+    assert not model.training
+    model.train()
+    model.bn1.eval()
+    with pytest.raises(ValueError, match="bn1"):
+        HessianOperator(model, batches, params)
+
+
+def test_no_si_parameters():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3)).double().train()
+    batches = [(torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 3, (8,)))]
+    with pytest.raises(ValueError, match="no scale-invariant parameters"):
+        effective_sharpness(model, batches)
+    with pytest.raises(ValueError, match="no scale-invariant parameters"):
+        effective_sharpness(model, batches, si_params=[])
+    with pytest.raises(ValueError, match="no parameters"):
+        HessianOperator(model, batches, params=[])
+
+
+def test_empty_and_malformed_batches():
+    model, batches, params = _mlp(0)
+    with pytest.raises(ValueError, match="batches is empty"):
+        HessianOperator(model, [], params)
+    with pytest.raises(ValueError, match="batches is empty"):
+        effective_sharpness(model, [])
+    x0 = torch.empty(0, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="batch 1 is empty"):
+        HessianOperator(model, [batches[0], (x0, torch.empty(0, dtype=torch.int64))], params)
+    with pytest.raises(ValueError, match="targets"):
+        HessianOperator(model, [(batches[0][0], batches[0][1][:3])], params)
+    with pytest.raises(ValueError, match="list of"):
+        HessianOperator(model, batches[0], params)
+    with pytest.raises(ValueError, match="parameters of the model"):
+        HessianOperator(model, batches, [nn.Parameter(torch.zeros(3, dtype=torch.float64))])
+    op = HessianOperator(model, batches, params)
+    with pytest.raises(ValueError, match="shape"):
+        op.matvec(torch.zeros(3, dtype=torch.float64))
