@@ -27,6 +27,7 @@ import theory
 from empirical.curvature import effective_sharpness
 from empirical.data import Dataset, augment, epoch_batches
 from empirical.scale_invariance import find_si_groups, si_parameters
+from simulate.analysis import free_decay_rate
 from simulate.detection import analyze_periodicity
 
 
@@ -323,7 +324,7 @@ class Trainer:
         that :mod:`simulate` uses too; with sharpness measured, η̃·s̃ at the last measurement before each one."""
         rho = np.array([r["rho"] for r in self.series], dtype=float)
         loss = np.array([r["loss"] for r in self.series], dtype=float)
-        decay = -math.log1p(-self.lr * self.config.wd) / (1 - self.config.momentum) if self.config.wd else None
+        decay = free_decay_rate(self.lr, self.config.wd, self.config.momentum) if self.config.wd else None
         if self.fixed_norm is not None:  # ρ is constant by construction: look for spikes in the loss instead
             found = analyze_periodicity(loss, kind="loss")
         else:

@@ -50,6 +50,12 @@ def predicted_periods(elr: np.ndarray, events: np.ndarray, lr: float, wd: float,
     return (bottoms - starts) + decay
 
 
+def free_decay_rate(lr: float, wd: float, momentum: float = 0.0) -> float:
+    """Per-step fall of log ρ under weight decay alone: ``−ln(1−ηλ)/(1−β)`` (exact for β = 0, leading order in ηλ
+    with momentum). Detection compares a run's final trend of log ρ with it to tell convergence from equilibrium."""
+    return float(-np.log1p(-lr * wd) / (1.0 - momentum))
+
+
 def summarize(steps, si_norm, elr, *, lr, wd, momentum=0.0, eff_sharpness=None, loss=None, window=None) -> dict:
     """One row of a sweep's summary for a single run.
 
@@ -78,8 +84,7 @@ def summarize(steps, si_norm, elr, *, lr, wd, momentum=0.0, eff_sharpness=None, 
     """
     if np.any(np.diff(steps) != 1):
         raise ValueError("summarize needs a record at every step")
-    decay_rate = -np.log1p(-lr * wd) / (1.0 - momentum)
-    found = analyze_periodicity(si_norm, decay_rate=decay_rate, loss=loss, window=window)
+    found = analyze_periodicity(si_norm, decay_rate=free_decay_rate(lr, wd, momentum), loss=loss, window=window)
     measured = found.to_json()
     row = {"lr": lr, "wd": wd, "momentum": momentum, "lr_wd": lr * wd, "period_measured": measured.pop("period")}
     row.update(measured)
