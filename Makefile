@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/bnwd theory
+	$(BIN)/bnwd demo
 
 lint: setup
 	$(BIN)/ruff check .

@@ -59,6 +59,17 @@ __all__ = [
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic")
 
+AUGMENTATION = {
+    "digits": (1, False),
+    "mnist": (3, False),
+    "fashion-mnist": (3, True),
+    "cifar10": (4, True),
+    "cifar100": (4, True),
+    "synthetic": (4, True),
+}
+"""``(padding, flip)`` of :func:`augment` per dataset: the standard CIFAR crop (4 of 32 pixels) and flip, the crop
+scaled to the image (1 of 8, 3 of 28), and no flip for digits, whose mirror image is another symbol or none."""
+
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081

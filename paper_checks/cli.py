@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from paper_checks import sweep_cmd
+
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
@@ -153,55 +155,23 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_spec(args: argparse.Namespace):
+    """The :class:`~empirical.runs.RunSpec` of the ``bnwd train`` options in ``args``."""
+    from empirical.runs import RunSpec
+
+    names = {f.name for f in dataclasses.fields(RunSpec)}
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    if values.get("data_dir") is not None:
+        values["data_dir"] = str(values["data_dir"])
+    return RunSpec(**values)
+
+
 def _train(args: argparse.Namespace) -> int:
-    import torch
+    from empirical.runs import build_trainer
 
-    from empirical.data import DataError, load_dataset
-    from empirical.nets import build_model
-    from empirical.trainer import TrainConfig, Trainer
-
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available to this torch")
-    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    torch.manual_seed(args.seed)
     try:
-        data = load_dataset(args.data, data_dir=args.data_dir, device=args.device, dtype=dtype, seed=args.seed)
-        model = build_model(
-            args.model,
-            width=args.width,
-            in_channels=data.in_channels,
-            n_classes=data.n_classes,
-            init_scale=args.init_scale,
-        ).to(device=args.device, dtype=dtype)
-        if args.channels_last:  # NHWC: faster convolutions on CPUs (1.15x instead of 1.4x the FLOP floor here)
-            model = model.to(memory_format=torch.channels_last)
-            data = dataclasses.replace(
-                data,
-                train_x=data.train_x.contiguous(memory_format=torch.channels_last),
-                test_x=data.test_x.contiguous(memory_format=torch.channels_last),
-            )
-        if args.epochs is not None:
-            args.steps = args.epochs * (1 if args.full_batch else math.ceil(data.n_train / args.batch_size))
-        config = TrainConfig(
-            lr=args.lr,
-            wd=args.wd,
-            steps=args.steps,
-            momentum=args.momentum,
-            batch_size=args.batch_size,
-            noninv_lr=args.noninv_lr,
-            fix_norm=args.fix_norm,
-            fix_elr=args.fix_elr,
-            full_batch=args.full_batch,
-            augment=args.augment,
-            seed=args.seed,
-            eval_points=args.eval_points,
-            checkpoint_every=args.checkpoint_every,
-            sharpness_every=args.sharpness_every,
-        )
-        trainer = Trainer(model, data, config, args.out)
-    except (DataError, ValueError) as error:
+        trainer = build_trainer(_train_spec(args), args.out)
+    except ValueError as error:  # DataError included
         raise UsageError(str(error)) from None
     _prepare_out(args.out)
     if args.resume and trainer.resume():
@@ -216,9 +186,110 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available to this torch")
+    return device
+
+
+def _check(args: argparse.Namespace) -> int:
+    from paper_checks.checks import run_checks, select, table_row
+    from paper_checks.common import CheckContext
+
+    try:
+        checks = select(args.claims.split(",") if args.claims else None)
+    except ValueError as error:
+        raise UsageError(f"--claims: {error}") from None
+    device = _resolve_device(args.device)
+    if args.scale == "paper":
+        if device != "cuda" and args.device != "cpu":
+            raise UsageError(
+                "--scale paper trains the paper's nets for 1001 epochs and needs a CUDA GPU "
+                "(pass --device cpu to run it on the CPU regardless)"
+            )
+        if args.data_dir is None:
+            raise UsageError("--scale paper reads CIFAR-10/100 from --data-dir (the standard python pickle folders)")
+    _prepare_out(args.out)
+    ctx = CheckContext(
+        out=args.out,
+        scale=args.scale,
+        device=device,
+        data=args.data,
+        data_dir=None if args.data_dir is None else str(args.data_dir),
+        progress=not args.quiet,
+    )
+    print(f"running {len(checks)} check(s) at scale {args.scale} on {device}; results in {args.out}/")
+    try:
+        verdicts = run_checks(checks, ctx, on_verdict=lambda v: print(table_row(v), flush=True))
+    except ValueError as error:  # DataError included: missing files, bad data for a check
+        raise UsageError(str(error)) from None
+    n_ok = sum(v.passed for v in verdicts)
+    total = sum(v.seconds for v in verdicts)
+    print(f"{n_ok}/{len(verdicts)} claims hold in {total:.0f} s; wrote {args.out / 'verdicts.json'} and the figures")
+    return 0 if n_ok == len(verdicts) else EXIT_FAILED
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from paper_checks.demo import run_demo
+
+    device = _resolve_device(args.device)
+    _prepare_out(args.out)
+    start = time.perf_counter()
+    report = run_demo(args.out, device=device, progress=not args.quiet)
+    print(f"demo done in {time.perf_counter() - start:.0f} s; open {report}")
+    return 0
+
+
 def _fmt(value, width: int = 9, spec: str = ".1f") -> str:
     text = "—" if value is None or not math.isfinite(value) else format(value, spec)
     return f"{text:>{width}}"
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Add every ``bnwd train`` option except ``--lr``, ``--wd``, ``--seed``, ``--out`` and ``--resume`` (shared with
+    ``bnwd sweep``, where those become grids or are implied); their ``dest`` names are the
+    :class:`~empirical.runs.RunSpec` fields."""
+    parser.add_argument("--model", choices=("convnet_si", "convnet_si_affine", "resnet18_si"), default="convnet_si")
+    parser.add_argument("--width", type=_positive_int, default=8, help="channels of the first block (default: 8)")
+    parser.add_argument(
+        "--data", choices=("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic"), default="digits"
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder of the data files (CIFAR: required)")
+    parser.add_argument(
+        "--train-subset", type=_positive_int, default=None, help="train on the first N samples of the split only"
+    )
+    parser.add_argument("--momentum", type=_one_number(lambda v: 0 <= v < 1, "one number in [0, 1)"), default=0.0)
+    parser.add_argument("--batch-size", type=_positive_int, default=128)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, default=4000, help="optimiser steps (default: %(default)s)")
+    length.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data instead of --steps")
+    parser.add_argument("--noninv-lr", type=_nonnegative_number, default=None, help="lr of the other parameters")
+    parser.add_argument(
+        "--fix-norm",
+        type=_nonnegative_number,
+        nargs="?",
+        const=0.0,
+        default=None,
+        help="project the SI weights to this norm after each step (no value: their initial norm)",
+    )
+    parser.add_argument("--fix-elr", type=_positive_number, default=None, help="fixed effective learning rate")
+    parser.add_argument("--full-batch", action="store_true", help="deterministic full-batch GD (ghost batches)")
+    parser.add_argument(
+        "--augment", action="store_true", help="random crop and flip, as suits the data (empirical.data.AUGMENTATION)"
+    )
+    parser.add_argument("--init-scale", type=_positive_number, default=10.0, help="Frobenius norm of the head")
+    parser.add_argument("--eval-points", type=int, default=20, help="log-spaced evaluations (default: 20)")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: none)")
+    parser.add_argument(
+        "--sharpness-every", type=int, default=0, help="measure the effective sharpness every K steps (0: never)"
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster on CPUs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,44 +339,51 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train with every per-step metric computed online; write config.json, series.jsonl, "
         "eval.jsonl and summary.json (destabilisations, periods, regime).",
     )
-    train.add_argument("--model", choices=("convnet_si", "convnet_si_affine", "resnet18_si"), default="convnet_si")
-    train.add_argument("--width", type=_positive_int, default=8, help="channels of the first block (default: 8)")
-    train.add_argument(
-        "--data", choices=("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic"), default="digits"
-    )
-    train.add_argument("--data-dir", type=Path, default=None, help="folder of the data files (CIFAR: required)")
+    add_train_options(train)
     train.add_argument("--lr", type=_positive_number, required=True, help="learning rate of the SI weights")
     train.add_argument("--wd", type=_nonnegative_number, required=True, help="weight decay")
-    train.add_argument("--momentum", type=_one_number(lambda v: 0 <= v < 1, "one number in [0, 1)"), default=0.0)
-    train.add_argument("--batch-size", type=_positive_int, default=128)
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=_positive_int, default=4000, help="optimiser steps (default: %(default)s)")
-    length.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data instead of --steps")
-    train.add_argument("--noninv-lr", type=_nonnegative_number, default=None, help="lr of the other parameters")
-    train.add_argument(
-        "--fix-norm",
-        type=_nonnegative_number,
-        nargs="?",
-        const=0.0,
-        default=None,
-        help="project the SI weights to this norm after each step (no value: their initial norm)",
-    )
-    train.add_argument("--fix-elr", type=_positive_number, default=None, help="fixed effective learning rate")
-    train.add_argument("--full-batch", action="store_true", help="deterministic full-batch GD (ghost batches)")
-    train.add_argument("--augment", action="store_true", help="random crop (padding 4) and horizontal flip")
-    train.add_argument("--init-scale", type=_positive_number, default=10.0, help="Frobenius norm of the head")
-    train.add_argument("--eval-points", type=int, default=20, help="log-spaced evaluations (default: 20)")
-    train.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: none)")
-    train.add_argument(
-        "--sharpness-every", type=int, default=0, help="measure the effective sharpness every K steps (0: never)"
-    )
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    train.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster on CPUs)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     train.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default: %(default)s)")
     train.set_defaults(run=_train)
+
+    check = commands.add_parser(
+        "check",
+        help="run the paper's claims as checks: verdicts, numbers, tolerances, figures",
+        description="Run each claim of the paper (C1-C10) as a check; print a table; write verdicts.json and one "
+        "figure per claim; exit 1 if any claim fails.",
+    )
+    check.add_argument("--claims", metavar="C1,C3,...", default=None, help="claims to check (default: all)")
+    check.add_argument(
+        "--scale",
+        choices=("tiny", "small", "paper"),
+        default="small",
+        help="small: digits on a CPU in minutes; paper: the paper's nets and CIFAR on a GPU; tiny: a seconds-long "
+        "smoke run of the pipeline (default: %(default)s)",
+    )
+    check.add_argument(
+        "--data",
+        choices=("digits", "mnist", "fashion-mnist", "cifar10", "cifar100"),
+        default=None,
+        help="data for every run (default: each check's own)",
+    )
+    check.add_argument("--data-dir", type=Path, default=None, help="folder of the data files (CIFAR: required)")
+    check.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    check.add_argument("--quiet", action="store_true", help="no progress bars")
+    check.add_argument("--out", type=Path, default=Path("runs/check"), help="output folder (default: %(default)s)")
+    check.set_defaults(run=_check)
+
+    demo = commands.add_parser(
+        "demo",
+        help="theory, a simulated sweep and a small real sweep on digits, in one report (minutes on a CPU)",
+        description="Verify the theory, simulate a grid, train a small grid on digits; write report.md with figures.",
+    )
+    demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: %(default)s)")
+    demo.set_defaults(run=_demo)
+
+    sweep_cmd.add_parser(commands)
     return parser
 
 

@@ -161,6 +161,33 @@ def test_top_eigenvalues_lanczos_and_power_match_dense(k, mode):
     assert np.all(np.diff(vals_p) <= 0) and np.all(np.diff(vals_l) <= 0)
 
 
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_warm_start_from_a_nearby_eigenvector_is_cheaper_and_as_accurate(method):
+    model, batches, params = _convnet(0, width=1)
+    dense = np.linalg.eigvalsh(_dense_convnet(0))[-1]
+    cold_vals, cold_vecs, cold = top_eigenvalues(HessianOperator(model, batches, params), 1, method=method, tol=1e-6)
+    # A nearby Hessian: the same net after a small perturbation of its SI weights.
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in params:
+            p.add_(1e-3 * p.norm() * torch.randn(p.shape, generator=gen, dtype=p.dtype) / p.numel() ** 0.5)
+    op = HessianOperator(model, batches, params)
+    want = np.linalg.eigvalsh(op.dense().numpy())[-1]
+    assert abs(want - dense) > 1e-8 * abs(dense)  # the perturbation moved the spectrum
+    warm_vals, _, warm = top_eigenvalues(op, 1, method=method, tol=1e-6, v0=cold_vecs[:, 0])
+    assert warm["converged"] and abs(warm_vals[0] - want) <= 1e-4 * abs(want)
+    assert abs(cold_vals[0] - dense) <= 1e-4 * abs(dense)
+    assert warm["n_hvp"] < cold["n_hvp"]
+
+
+def test_bad_start_vector():
+    model, batches, params = _mlp(0)
+    op = HessianOperator(model, batches, params)
+    for v0 in (np.ones(op.size + 1), np.zeros(op.size), np.full(op.size, np.nan)):
+        with pytest.raises(ValueError, match="v0 must be a finite nonzero vector"):
+            top_eigenvalues(op, 1, v0=v0)
+
+
 def test_power_finds_largest_algebraic_eigenvalue_when_most_negative_dominates():
     # Hessian minus a large multiple of I: every eigenvalue is negative and the dominant-magnitude one is the
     # smallest; power iteration must still return the largest (algebraic) one, as Lanczos "LA" does.

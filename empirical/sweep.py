@@ -1,0 +1,312 @@
+"""A grid of training runs on Dask: expand it, run each config once, summarise them all in one table and figure.
+
+Every run is a :mod:`dask.distributed` task that calls :func:`empirical.runs.train_run` into ``<out>/<run_id>/``.
+That folder is the run's only state, which makes the sweep safe to interrupt and to repeat:
+
+* a run is finished exactly when its ``summary.json`` exists (the trainer writes it last, atomically); a sweep
+  started again submits only the unfinished runs, and ``train_run`` resumes those from ``checkpoint.pt``
+  (``checkpoint_every > 0``) or starts them over, overwriting the partial records;
+* the task key is the run id with the sweep folder's, so the scheduler holds at most one task per run folder,
+  even for two sweeps started at once into the same folder; a task whose worker dies is rescheduled by the
+  scheduler (up to ``distributed.scheduler.allowed-failures`` deaths) and one that raises is retried ``retries``
+  times, both into the same folder;
+* the table has one row per run id, read from the folders, not from the task results.
+
+The rows have the schema of the simulated sweep (:func:`simulate.analysis.summarize`), so that
+:func:`simulate.plots.plot_period_vs_lr_wd` draws both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from empirical.runs import RunSpec, finished_summary, run_id, train_run
+from simulate.analysis import frequency_slope, summarize
+from simulate.plots import plot_period_vs_lr_wd
+from simulate.records import read_series
+
+_FIELD_TYPES = {f.name: {part.strip() for part in str(f.type).split("|")} for f in fields(RunSpec)}
+RETRIES = 2
+"""Re-runs of a task that raised (a worker's death is counted separately, by the scheduler)."""
+CONNECT_TIMEOUT = 30.0
+"""Seconds to wait for a scheduler given by address."""
+# Per-run lists that live in each run's summary.json; the table keeps one scalar per cell.
+_NOT_TABULATED = ("events", "periods")
+# The trainer summary's periodicity fields (simulate.detection.Periodicity.to_json).
+_PERIODICITY = ("period", "period_std", "frequency", "frequency_ci", "n_destabilizations", "regime")
+
+
+class GridError(ValueError):
+    """A grid that cannot be run: an unknown field, an empty axis, a value of the wrong type."""
+
+
+def _coerce(name: str, value):
+    """``value`` as the type of the RunSpec field ``name`` (an int where a float is due becomes a float, so that
+    ``lr = 1`` and ``lr = 1.0`` are the same run id)."""
+    kinds = _FIELD_TYPES[name]
+    if value is None and "None" in kinds:
+        return None
+    if isinstance(value, os.PathLike) and "str" in kinds:
+        return os.fspath(value)
+    if isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+    elif isinstance(value, int) and "int" in kinds:
+        return value
+    elif isinstance(value, int | float) and "float" in kinds:
+        return float(value)
+    elif isinstance(value, str) and "str" in kinds:
+        return value
+    raise GridError(f"{name}: {value!r} is not a {' or '.join(sorted(kinds))}")
+
+
+def expand_grid(grid: Mapping[str, object]) -> list[RunSpec]:
+    """Every combination of the grid's values, as run specs, without repeats.
+
+    Parameters
+    ----------
+    grid : mapping
+        :class:`~empirical.runs.RunSpec` field name -> one value, or a list of values (an axis of the grid).
+        ``lr`` and ``wd`` are required.
+
+    Returns
+    -------
+    list of RunSpec
+        The Cartesian product of the axes in the order of ``grid`` (the first key varies slowest); a spec that
+        comes up twice (e.g. two lists holding the same value) is kept once.
+
+    Raises
+    ------
+    GridError
+        For an unknown field, a missing ``lr``/``wd``, an axis with no values, or a value of the wrong type.
+    """
+    unknown = [name for name in grid if name not in _FIELD_TYPES]
+    if unknown:
+        raise GridError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(_FIELD_TYPES)}")
+    missing = [name for name in ("lr", "wd") if name not in grid]
+    if missing:
+        raise GridError(f"no values for {' and '.join(missing)}")
+    axes = {name: list(value) if isinstance(value, list | tuple) else [value] for name, value in grid.items()}
+    empty = [name for name, values in axes.items() if not values]
+    if empty:
+        raise GridError(f"empty grid: no values for {', '.join(empty)}")
+    axes = {name: [_coerce(name, v) for v in values] for name, values in axes.items()}
+    specs = (RunSpec(**dict(zip(axes, combo, strict=True))) for combo in itertools.product(*axes.values()))
+    return list({run_id(spec): spec for spec in specs}.values())
+
+
+def load_grid_file(path: Path) -> dict:
+    """The grid of a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file: RunSpec field -> value or list of values.
+
+    Raises :class:`GridError` for a file that cannot be read or parsed, one that is not a table of fields, or a
+    field that :class:`~empirical.runs.RunSpec` does not have.
+    """
+    path = Path(path)
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise GridError(f"grid file {path}: expected a .toml, .yaml or .yml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise GridError(f"grid file {path}: {error.strerror or error}") from None
+    if path.suffix == ".toml":
+        try:
+            import tomllib  # Python >= 3.11
+        except ModuleNotFoundError:
+            raise GridError(f"grid file {path}: TOML needs Python 3.11 or later; use YAML") from None
+        try:
+            grid = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise GridError(f"grid file {path}: {error}") from None
+    else:
+        import yaml  # a dependency of dask.distributed
+
+        try:
+            grid = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise GridError(f"grid file {path}: {' '.join(str(error).split())}") from None
+    if not isinstance(grid, dict):
+        raise GridError(f"grid file {path}: expected a table of RunSpec fields")
+    unknown = [str(name) for name in grid if name not in _FIELD_TYPES]
+    if unknown:
+        raise GridError(f"grid file {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_FIELD_TYPES)}")
+    return grid
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: run ids trained now, found finished, and failed (id -> the error, one line)."""
+
+    trained: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def pending(specs: list[RunSpec], out: Path) -> list[RunSpec]:
+    """The specs whose folder under ``out`` has no ``summary.json`` yet (not run, or stopped part-way)."""
+    return [spec for spec in specs if finished_summary(Path(out) / run_id(spec)) is None]
+
+
+@contextlib.contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None, timeout: float = CONNECT_TIMEOUT):
+    """A Dask client: of the scheduler at ``scheduler``, else of a new :class:`~distributed.LocalCluster`.
+
+    The local cluster has ``workers`` worker processes (default: one per CPU core) of one thread each (a
+    training run is one task; torch's threads are capped at 1 per worker by Dask's ``OMP_NUM_THREADS``).
+    Closes what it opened. Raises ``OSError`` when no scheduler answers at ``scheduler`` within ``timeout`` s.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler, timeout=timeout, set_as_default=False) as client:
+            yield client
+        return
+    n_workers = workers or os.cpu_count() or 1
+    with (
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,  # not the warnings of a normal shutdown (workers slow to exit)
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+def run_sweep(specs: list[RunSpec], out: Path, client, *, retries: int = RETRIES, progress: bool = True) -> SweepResult:
+    """Run every unfinished spec as a task on ``client``'s cluster, each into ``out/<run_id>/``.
+
+    Parameters
+    ----------
+    specs : list of RunSpec
+        The grid (see :func:`expand_grid`); finished runs are not submitted.
+    out : Path
+        Sweep folder.
+    client : distributed.Client
+        Where the tasks run.
+    retries : int
+        Re-runs of a task that raised; a task whose worker died is rescheduled by the scheduler regardless.
+    progress : bool
+        A tqdm bar of runs done (finished ones counted from the start).
+
+    Returns
+    -------
+    SweepResult
+    """
+    from distributed import as_completed
+
+    out = Path(out)
+    todo = pending(specs, out)
+    todo_ids = {run_id(spec) for spec in todo}
+    result = SweepResult(skipped=[run_id(spec) for spec in specs if run_id(spec) not in todo_ids])
+    # One key per (run, sweep folder): the scheduler never holds two tasks for one run folder, and two sweeps
+    # into different folders that share a config do not share a task (each writes its own folder).
+    folder = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:8]
+    futures = {
+        client.submit(
+            train_run, spec, out / run_id(spec), key=f"bnwd-run-{run_id(spec)}-{folder}", retries=retries
+        ): run_id(spec)
+        for spec in todo
+    }
+    with tqdm(total=len(specs), initial=len(result.skipped), disable=not progress, desc="runs", unit="run") as bar:
+        for future in as_completed(futures, loop=client.loop):
+            rid = futures[future]
+            if future.status == "finished":
+                result.trained.append(rid)
+            elif future.status == "error":  # raised more than `retries` times, or its worker died too often
+                error = future.exception()
+                result.failed[rid] = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            else:  # cancelled: the scheduler went away
+                result.failed[rid] = f"task {future.status}"
+            future.release()
+            bar.update(1)
+    return result
+
+
+def run_row(spec: RunSpec, path: Path) -> dict:
+    """The table row of the finished run in ``path``: the spec's fields, then its periodicity and the period law.
+
+    The analysis is :func:`simulate.analysis.summarize` on the run's ρ, η̃ and loss series (the trainer's detection
+    and the simulated sweep's row, in one schema), with the effective sharpness the median of those measured
+    (``sharpness_every > 0``), else only the measured-threshold prediction. A run at fixed norm (constant ρ: the
+    trainer found its destabilisations in the loss) or without weight decay (no decay of ρ) keeps the trainer's
+    detection, and the period law, which needs ηλ > 0 and a free norm, predicts nothing.
+    ``lr_effective`` is the SI weights' learning rate the trainer used (``fix_elr`` sets it); ``steps_trained``
+    the steps it ran (fewer than asked after a divergence; ``epochs`` sets them).
+    """
+    summary = finished_summary(path)
+    lr = json.loads((path / "config.json").read_text(encoding="utf-8"))["lr_effective"]
+    row = {
+        "run_id": run_id(spec),
+        **asdict(spec),
+        "lr_effective": lr,
+        "steps_trained": summary["steps"],
+        "diverged_at": summary["diverged_at"],
+        "detected_on": summary["detected_on"],
+    }
+    if summary["detected_on"] == "rho" and spec.wd > 0:
+        steps, series = read_series(path / "series.jsonl")
+        records = (json.loads(line) for line in (path / "series.jsonl").read_text(encoding="utf-8").splitlines())
+        measured = [r["eff_sharpness"] for r in records if "eff_sharpness" in r]
+        analysis = summarize(
+            steps,
+            series["si_norm"],
+            series["elr"],
+            lr=lr,
+            wd=spec.wd,
+            momentum=spec.momentum,
+            eff_sharpness=float(np.median(measured)) if measured else None,
+            loss=series["loss"],
+        )
+    else:
+        analysis = {"lr_wd": lr * spec.wd, "period_measured": summary["period"]}
+        analysis.update({key: summary[key] for key in _PERIODICITY if key != "period"})
+    for key in ("lr", "wd", "momentum", *_NOT_TABULATED):
+        analysis.pop(key, None)
+    low, high = analysis.pop("frequency_ci")
+    row.update(analysis, frequency_ci_low=low, frequency_ci_high=high)
+    return row
+
+
+def _cell(value):
+    """A CSV cell: empty for a missing or non-finite number (None and NaN alike)."""
+    return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
+def aggregate(specs: list[RunSpec], out: Path) -> dict:
+    """Write ``out/sweep.csv`` (one row per finished run of ``specs``, :func:`run_row`) and
+    ``out/period_vs_etalambda.png`` (:func:`simulate.plots.plot_period_vs_lr_wd`).
+
+    Returns
+    -------
+    dict
+        ``rows`` and the ``frequency_slope`` of log frequency against log ηλ over the periodic runs
+        (:func:`simulate.analysis.frequency_slope`; the theory's slope is 1).
+    """
+    out = Path(out)
+    rows = [run_row(spec, out / run_id(spec)) for spec in specs if finished_summary(out / run_id(spec)) is not None]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(out / "sweep.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
+    plot_period_vs_lr_wd(rows, out / "period_vs_etalambda.png")
+    periodic = [row for row in rows if row["regime"] == "periodic"]
+    return {
+        "rows": rows,
+        "frequency_slope": frequency_slope([r["lr_wd"] for r in periodic], [r["frequency"] for r in periodic]),
+    }
