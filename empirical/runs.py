@@ -25,29 +25,16 @@ _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 _NOT_HASHED = ("device", "checkpoint_every", "channels_last")
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run: the net, the data and the :class:`~empirical.trainer.TrainConfig` fields, flat.
+@dataclass
+class RunSpec(TrainConfig):
+    """One training run: every :class:`~empirical.trainer.TrainConfig` field (validated the same way), then the
+    net and the data.
 
     ``epochs`` (optional) overrides ``steps`` with that many passes over the training set. ``train_subset`` keeps
     the first that many training samples of the seeded split (fast full-batch runs). ``device`` is ``"auto"``
     (CUDA when torch sees one), ``"cpu"`` or ``"cuda"``.
     """
 
-    lr: float
-    wd: float
-    steps: int = 4000
-    momentum: float = 0.0
-    batch_size: int = 128
-    noninv_lr: float | None = None
-    fix_norm: float | None = None
-    fix_elr: float | None = None
-    full_batch: bool = False
-    augment: bool = False
-    seed: int = 0
-    eval_points: int = 20
-    checkpoint_every: int = 0
-    sharpness_every: int = 0
     model: str = "convnet_si"
     width: int = 8
     data: str = "digits"

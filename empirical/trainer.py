@@ -45,7 +45,7 @@ class TrainConfig:
 
     lr: float
     wd: float
-    steps: int
+    steps: int = 4000
     momentum: float = 0.0
     batch_size: int = 128
     noninv_lr: float | None = None
