@@ -60,6 +60,7 @@ def plot_periods(real: list[dict], simulated: list[dict], path: Path) -> Path:
         grid = np.geomspace(x.min() / 1.5, x.max() * 1.5, 50)
         ax.plot(grid, level / grid, "-", color="0.4", lw=1, label=r"theory: period $\propto 1/(\eta\lambda)$")
     ax.set(xscale="log", yscale="log", xlabel=r"$\eta\lambda$", ylabel="period (steps)", title="Period against ηλ")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap on < 2 decades
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
