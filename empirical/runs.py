@@ -60,19 +60,25 @@ def run_id(spec: RunSpec) -> str:
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def resolve_device(device: str) -> str:
+    """``"cpu"`` or ``"cuda"`` for ``device`` (``"auto"``: CUDA when torch sees one); ``ValueError`` for an unknown
+    name or for CUDA asked for but absent."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda: no CUDA device is available to this torch")
+    return device
+
+
 def build_trainer(spec: RunSpec, out: Path) -> Trainer:
     """Seed torch, load the data, build the model and return its :class:`Trainer` writing to ``out``.
 
     Raises ``ValueError`` (or :class:`~empirical.data.DataError`, a subclass) for a spec that cannot run: unknown
     model or data, missing files, CUDA asked for but absent, bad hyper-parameters.
     """
-    device = spec.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {spec.device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda: no CUDA device is available to this torch")
+    device = resolve_device(spec.device)
     dtypes = {"float32": torch.float32, "float64": torch.float64}
     if spec.dtype not in dtypes:
         raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {spec.dtype!r}")

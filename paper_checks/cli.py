@@ -187,13 +187,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _resolve_device(device: str) -> str:
-    import torch
+    from empirical.runs import resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available to this torch")
-    return device
+    try:
+        return resolve_device(device)
+    except ValueError as error:  # "device cuda: …" names the option without its dashes
+        raise UsageError(f"--{error}") from None
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -47,13 +47,16 @@ def plot_periods(real: list[dict], simulated: list[dict], path: Path) -> Path:
     The line ``T = c/(ηλ)`` passes through the geometric mean of the measured periods (its level depends on the
     log-ratio of η̃ across a jump, which the law takes from measurement); its slope is the claim.
     """
-    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
-    for rows, style, label in ((real, "o", "measured: ConvNetSI, digits"), (simulated, "s", "simulated: toy SI model")):
+
+    def lr_wd_and_period(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         x = np.array([r["lr_wd"] for r in rows], dtype=float)
         y = np.array([np.nan if r["period_measured"] is None else r["period_measured"] for r in rows], dtype=float)
-        ax.plot(x, y, style, mfc="none" if style == "s" else None, label=label)
-    x = np.array([r["lr_wd"] for r in real], dtype=float)
-    y = np.array([np.nan if r["period_measured"] is None else r["period_measured"] for r in real], dtype=float)
+        return x, y
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
+    x, y = lr_wd_and_period(real)
+    ax.plot(x, y, "o", label="measured: ConvNetSI, digits")
+    ax.plot(*lr_wd_and_period(simulated), "s", mfc="none", label="simulated: toy SI model")
     ok = np.isfinite(y) & (y > 0)
     if ok.any():
         level = np.exp(np.mean(np.log(y[ok] * x[ok])))
