@@ -27,8 +27,12 @@ import theory
 from empirical.curvature import effective_sharpness
 from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from empirical.scale_invariance import find_si_groups, si_parameters
-from simulate.analysis import free_decay_rate
+from simulate.analysis import free_decay_rate, threshold_crossings
 from simulate.detection import analyze_periodicity
+
+
+DENSE_BAND = (0.8, 1.5)
+"""Where η̃·s̃ / 2(1−ηλ) is measured at every step (``TrainConfig.sharpness_every``)."""
 
 
 @dataclass
@@ -39,8 +43,12 @@ class TrainConfig:
     learning rate of the parameters that are not scale-invariant (0 freezes them; None: 0 for the SI nets, ``lr``
     for nets whose every parameter is trained). ``fix_norm`` projects the SI weights back to that norm after every
     step (0: to their initial norm ρ₀); ``fix_elr`` sets ``lr = fix_elr·ρ₀²`` with that projection.
-    ``sharpness_every`` K > 0 measures the effective sharpness s̃ every K steps, and at every step while η̃ is
-    within 20 % of the critical 2(1−ηλ)/s̃ of the last measurement, so the step before each spike is covered.
+    ``sharpness_every`` K > 0 measures the effective sharpness s̃ every K steps, and at every step while η̃·s̃,
+    predicted from the last measured s̃ and the current η̃, lies in :data:`DENSE_BAND` × 2(1−ηλ): the upward
+    crossing before each destabilisation and any hovering at the threshold are resolved to a step. Above the band
+    (the blow-up of a destabilisation and the recovery after it, where η̃·s̃ stays far above the threshold for many
+    steps) it measures every K/5 steps only: enough to see η̃·s̃ fall back into the band before the next crossing,
+    at a fifth of the cost.
     """
 
     lr: float
@@ -171,14 +179,22 @@ class Trainer:
             return True
         if self._last_eff_sharpness is None:
             return False
-        elr_now = theory.effective_lr(self.lr, float(self._norms()[0]))
-        return bool(elr_now >= 0.8 * theory.critical_elr(self._last_eff_sharpness, self.lr, self.config.wd))
+        predicted = theory.effective_lr(self.lr, float(self._norms()[0])) * self._last_eff_sharpness
+        low, high = (bound * self.stability_threshold for bound in DENSE_BAND)
+        if predicted > high:
+            return self.step - self._last_measured >= max(1, every // 5)
+        return bool(predicted >= low)
+
+    @property
+    def stability_threshold(self) -> float:
+        """2(1−ηλ): gradient descent leaves a minimum once η̃·s̃ exceeds it (:mod:`theory.stability`)."""
+        return 2 * (1 - self.lr * self.config.wd)
 
     def _sharpness(self, indices: torch.Tensor) -> dict:
-        """Top Hessian eigenvalue of the step's loss on the SI weights (the step's batch or ghost batches), and
-        s̃ = ρ²·λ_max; Lanczos to 1e-3 relative. In the dense window, warm-started from the previous step's
-        eigenvector (7 HVPs instead of 21); a measurement after a gap starts cold, so that a stale direction cannot
-        steer Lanczos to a lower eigenvalue."""
+        """Top Hessian eigenvalue of the step's loss on the SI weights (the step's batch or ghost batches),
+        s̃ = ρ²·λ_max and η̃·s̃ before the step; Lanczos to 1e-3 relative. In the dense window, warm-started from the
+        previous step's eigenvector (7 HVPs instead of 21); a measurement after a gap starts cold, so that a stale
+        direction cannot steer Lanczos to a lower eigenvalue."""
         parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
         batches = [self._batch(p) for p in parts]
         # Double backward: the same HVP as forward-over-reverse to ~1e-15, and faster in eager mode on a CPU.
@@ -190,9 +206,14 @@ class Trainer:
             hvp_mode="double_backward",
             v0=self._last_eigenvector if self._last_measured == self.step - 1 else None,
         )
+        elr = theory.effective_lr(self.lr, float(self._norms()[0]))
         self._last_eff_sharpness, self._last_eigenvector = found["eff_sharpness"], found["eigenvector"]
         self._last_measured = self.step
-        return {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
+        return {
+            "sharpness": found["sharpness"],
+            "eff_sharpness": found["eff_sharpness"],
+            "elr_times_sharpness": float(elr * found["eff_sharpness"]),
+        }
 
     def _train_step(self, indices: torch.Tensor) -> dict:
         loss, acc = self._loss_and_grads(indices)
@@ -279,6 +300,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.series, self.evals = state["step"], state["series"], state["evals"]
         self.rho0, self.fixed_norm = state["rho0"], state["fixed_norm"]  # the run's, not this fresh model's
+        measured = [r for r in self.series if "eff_sharpness" in r]
+        if measured:  # the dense-window rule goes on from the last measurement; Lanczos restarts cold
+            self._last_eff_sharpness = measured[-1]["eff_sharpness"]
+            self._last_measured = measured[-1]["step"]
         return True
 
     def _order(self, epoch: int) -> list[torch.Tensor]:
@@ -311,8 +336,6 @@ class Trainer:
                     self.evals.append(self._evaluate())
                 curvature = self._sharpness(indices) if self._wants_sharpness() else {}
                 record = self._train_step(indices)
-                if curvature:
-                    curvature["elr_times_sharpness"] = record["elr"] * curvature["eff_sharpness"]
                 record.update(curvature)
                 self.series.append(record)
                 self.step += 1
@@ -334,7 +357,8 @@ class Trainer:
 
     def summary(self) -> dict:
         """Destabilisations, periods and regime of the ρ series (the loss series at fixed norm), with the detection
-        that :mod:`simulate` uses too; with sharpness measured, η̃·s̃ at the last measurement before each one."""
+        that :mod:`simulate` uses too; with sharpness measured, η̃·s̃ before each one: at the last measurement and
+        at the last upward crossing of 2(1−ηλ) (:func:`simulate.analysis.threshold_crossings`)."""
         rho = np.array([r["rho"] for r in self.series], dtype=float)
         loss = np.array([r["loss"] for r in self.series], dtype=float)
         decay = free_decay_rate(self.lr, self.config.wd, self.config.momentum) if self.config.wd else None
@@ -350,12 +374,9 @@ class Trainer:
         }
         measured = [(r["step"], r["elr_times_sharpness"]) for r in self.series if "elr_times_sharpness" in r]
         if measured:
-            steps, values = np.array(measured).T
-            before = [int(np.searchsorted(steps, e, side="right")) - 1 for e in found.events]
-            summary["elr_times_sharpness_threshold"] = 2 * (1 - self.lr * self.config.wd)
-            summary["elr_times_sharpness_before_destabilization"] = [
-                {"event": int(e), "measured_at": int(steps[i]), "elr_times_sharpness": float(values[i])}
-                for e, i in zip(found.events, before, strict=True)
-                if i >= 0
-            ]
+            steps, values = zip(*measured, strict=True)
+            summary["elr_times_sharpness_threshold"] = self.stability_threshold
+            summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
+                steps, values, found.events, self.stability_threshold
+            )
         return summary

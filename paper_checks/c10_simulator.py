@@ -47,7 +47,7 @@ SETTINGS = {
         **_SIMULATOR,
         **_TOLERANCES,
     }
-    for scale, index in (("tiny", 0), ("small", 2), ("paper", 0))
+    for scale, index in (("tiny", 0), ("small", 1), ("paper", 0))
 }
 
 

@@ -182,8 +182,27 @@ def _train(args: argparse.Namespace) -> int:
         f"{summary['steps']} steps; regime {summary['regime']}, {summary['n_destabilizations']} destabilisations; "
         f"final loss {last['loss']:.4g}, rho {last['rho']:.4g}, elr {last['elr']:.4g}"
     )
+    _print_crossings(summary)
     print(f"wrote {args.out / 'config.json'}, series.jsonl, eval.jsonl and summary.json")
     return 0
+
+
+def _print_crossings(summary: dict) -> None:
+    """The measured η̃·s̃ before each destabilisation: the last value below 2(1−ηλ), the crossing, the last one."""
+    found = summary.get("elr_times_sharpness_before_destabilization")
+    if not found:
+        return
+
+    def cell(step, value):
+        return f"{'–':>6} {'–':>9}" if step is None else f"{step:>6} {value:>9.4g}"
+
+    print(f"η̃·s̃ before each destabilisation (threshold 2(1−ηλ) = {summary['elr_times_sharpness_threshold']:.4g}):")
+    print(f"{'':>6}  {'last below':>16}  {'crossing':>16}  {'last before it':>16}")
+    print(f"{'event':>6}  " + "  ".join([f"{'step':>6} {'value':>9}"] * 3))
+    for e in found:
+        cells = [cell(e[f"{k}_at"], e[k]) for k in ("below", "crossing")]
+        cells.append(cell(e["last_measured_at"], e["last"]))
+        print(f"{e['event']:>6}  " + "  ".join(cells))
 
 
 def _resolve_device(device: str) -> str:

@@ -102,6 +102,57 @@ def summarize(steps, si_norm, elr, *, lr, wd, momentum=0.0, eff_sharpness=None, 
     return row
 
 
+def threshold_crossings(steps, values, events, threshold) -> list[dict]:
+    """Where a sparsely measured quantity (η̃·s̃) stood before each destabilisation, and when it crossed a threshold.
+
+    The linear theory predicts the *upward crossing* of ``threshold`` (2(1−ηλ) for η̃·s̃) a few steps before a
+    destabilisation; the last measurement before it is usually already inside the blow-up, where the unstable mode
+    has carried the weights off the valley floor. Both are reported.
+
+    Parameters
+    ----------
+    steps : array_like of int, shape (n,)
+        Steps of the measurements, increasing.
+    values : array_like, shape (n,)
+        The measured quantity at those steps.
+    events : array_like of int, shape (m,)
+        Destabilisation steps, increasing.
+    threshold : float
+        The level whose upward crossing should precede each event.
+
+    Returns
+    -------
+    list of dict, one per event
+        ``event``; ``last_measured_at`` and ``last`` (the last measurement before the event); ``below_at`` and
+        ``below`` (the last measurement below ``threshold`` after the previous event), ``crossing_at`` and
+        ``crossing`` (the measurement after it, if before the event), ``steps_crossing_to_event``. Missing ones are
+        None: no measurement below the threshold since the previous event means no crossing.
+    """
+    steps, values = np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
+    events = np.asarray(events, dtype=np.int64)
+    if steps.shape != values.shape or steps.ndim != 1:
+        raise ValueError(f"steps and values must be 1-d of one length, got shapes {steps.shape} and {values.shape}")
+    if np.any(np.diff(steps) <= 0) or np.any(np.diff(events) <= 0):
+        raise ValueError("steps and events must be strictly increasing")
+    ends = np.searchsorted(steps, events, side="left")  # measurements strictly before each event
+    starts = np.searchsorted(steps, np.concatenate([[-1], events])[: events.size], side="right")
+    found = []
+    for event, start, end in zip(events.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        below = start + np.flatnonzero(values[start:end] < threshold)
+        entry = {"event": event, "last_measured_at": None, "last": None, "below_at": None, "below": None}
+        entry |= {"crossing_at": None, "crossing": None, "steps_crossing_to_event": None}
+        if end > 0:
+            entry |= {"last_measured_at": int(steps[end - 1]), "last": float(values[end - 1])}
+        if below.size:
+            entry |= {"below_at": int(steps[below[-1]]), "below": float(values[below[-1]])}
+            if below[-1] + 1 < end:
+                crossing = below[-1] + 1
+                entry |= {"crossing_at": int(steps[crossing]), "crossing": float(values[crossing])}
+                entry["steps_crossing_to_event"] = event - int(steps[crossing])
+        found.append(entry)
+    return found
+
+
 def frequency_slope(lr_wd, frequency, confidence: float = 0.95) -> dict:
     """Least-squares slope of log frequency against log ηλ, with its t-interval.
 

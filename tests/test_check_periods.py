@@ -62,6 +62,10 @@ def test_c3_verdict_comes_from_the_runs(ctx, verdict3):
         if all(counted[key] for key in zip(pair["lr"], pair["wd"], strict=True)):
             spread = (max(pair["period"]) - min(pair["period"])) / np.mean(pair["period"])
             assert pair["relative_difference"] == pytest.approx(spread)
+            entries = [e for e in settings["grid"] if (e["lr"], e["wd"]) in zip(pair["lr"], pair["wd"], strict=True)]
+            members = [_run_files(ctx, settings, entry)[1]["periods"] for entry in entries]
+            error = np.sqrt(sum(np.var(m, ddof=1) / len(m) for m in members)) / np.mean(pair["period"])
+            assert pair["standard_error"] == pytest.approx(error)
         else:  # a pair member without enough periods cannot be compared, and fails the pair
             assert math.isnan(pair["relative_difference"])
     decades_ok = verdict3.numbers["decades"] >= settings["min_decades"] - 1e-9

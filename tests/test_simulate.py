@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose
 
 import theory
 from paper_checks.cli import main
-from simulate.analysis import frequency_slope, predicted_periods, summarize
+from simulate.analysis import frequency_slope, predicted_periods, summarize, threshold_crossings
 from simulate.integrate import initial_weights, integrate, lr_for_fixed_elr
 from simulate.models import RayleighQuotient, SoftmaxRegression
 from simulate.norm_map import replay_elr, replay_si_norm
@@ -206,6 +206,47 @@ def test_frequency_slope_recovers_a_power_law():
     fit = frequency_slope(lr_wd, 3.0 * lr_wd**1.0 * np.exp(0.01 * np.sin(np.arange(6))))
     assert fit["slope_ci"][0] < 1.0 < fit["slope_ci"][1] and abs(fit["slope"] - 1) < 0.02
     assert np.isnan(frequency_slope([1e-3], [1.0])["slope"])
+
+
+def test_threshold_crossings_on_a_known_series():
+    steps, values = [0, 10, 11, 12, 13, 14, 15], [5.0, 1.0, 1.5, 2.5, 1.9, 2.2, 9.0]
+    first, second = threshold_crossings(steps, values, [16, 20], 2.0)
+    assert (first["below_at"], first["below"], first["crossing_at"], first["crossing"]) == (13, 1.9, 14, 2.2)
+    assert (first["last_measured_at"], first["last"], first["steps_crossing_to_event"]) == (15, 9.0, 2)
+    assert second["below_at"] is None and second["crossing_at"] is None and second["last_measured_at"] == 15
+    (early,) = threshold_crossings(steps, values, [14], 2.0)
+    assert (early["below_at"], early["crossing_at"], early["steps_crossing_to_event"]) == (13, None, None)
+    assert threshold_crossings(steps, values, [], 2.0) == []
+    with pytest.raises(ValueError, match="increasing"):
+        threshold_crossings([3, 1], [1.0, 2.0], [5], 2.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.floats(0.0, 5.0)), min_size=1, max_size=40, unique_by=lambda m: m[0]),
+    st.lists(st.integers(0, 210), min_size=1, max_size=6, unique=True),
+)
+def test_threshold_crossings_bracket_the_threshold(measurements, events):
+    """Below the threshold at ``below_at``, at or above it at the next measurement and at every one up to the event."""
+    steps, values = map(np.array, zip(*sorted(measurements), strict=True))
+    events = sorted(events)
+    found = threshold_crossings(steps, values, events, 2.0)
+    assert [f["event"] for f in found] == events
+    for previous, event, f in zip([-1, *events], events, found, strict=False):
+        before = steps < event
+        assert f["last_measured_at"] == (steps[before].max() if before.any() else None)
+        window = (steps > previous) & before
+        if f["below_at"] is None:
+            assert np.all(values[window] >= 2.0)
+            continue
+        assert previous < f["below_at"] < event and f["below"] < 2.0
+        after = window & (steps > f["below_at"])
+        assert np.all(values[after] >= 2.0)
+        if f["crossing_at"] is None:
+            assert not after.any()
+        else:
+            assert f["crossing_at"] == steps[after].min() and f["crossing"] >= 2.0
+            assert f["steps_crossing_to_event"] == event - f["crossing_at"] > 0
 
 
 def test_records_round_trip(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from numpy.testing import assert_allclose
 import theory
 from empirical.data import load_dataset
 from empirical.nets import build_model
-from empirical.trainer import TrainConfig, Trainer
+from empirical.runs import RunSpec, build_trainer
+from empirical.trainer import DENSE_BAND, TrainConfig, Trainer
 from paper_checks.cli import main
 
 EXACT_EPS = torch.finfo(torch.float64).tiny  # BatchNorm's eps breaks exact scale invariance; tiny is 0 in effect
@@ -182,6 +184,19 @@ def test_bnwd_train_epochs_count_passes_over_the_data(tmp_path, capsys):
     assert len((out / "series.jsonl").read_text().splitlines()) == 2 * 3  # 1437 samples: 3 batches of <= 512
 
 
+def test_bnwd_train_prints_elr_times_sharpness_before_each_destabilisation(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--lr", "1.0", "--wd", "0.02", "--steps", "60", "--batch-size", "64", "--width", "2"]
+    assert main([*argv, "--sharpness-every", "10", "--train-subset", "256", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = capsys.readouterr().out.split("value\n", 1)[1].splitlines()[: summary["n_destabilizations"]]
+    assert summary["events"], "no destabilisation: the table is not exercised"
+    for row, found in zip(rows, summary["elr_times_sharpness_before_destabilization"], strict=True):
+        cells = row.split()
+        assert int(cells[0]) == found["event"]
+        assert cells[-2:] == [str(found["last_measured_at"]), f"{found['last']:.4g}"]
+
+
 def test_a_measured_run_goes_through_the_simulated_runs_analysis(digits, tmp_path):
     from simulate.analysis import summarize
     from simulate.records import SERIES, read_series
@@ -195,18 +210,52 @@ def test_a_measured_run_goes_through_the_simulated_runs_analysis(digits, tmp_pat
     assert row["n_destabilizations"] == trainer.summary()["n_destabilizations"]
 
 
-def test_sharpness_is_recorded_and_reported_before_each_destabilisation(digits, tmp_path):
-    config = TrainConfig(lr=1.0, wd=0.02, steps=60, batch_size=64, sharpness_every=10)
-    trainer = Trainer(_model(digits, width=2), digits, config, tmp_path)
+def test_sharpness_is_recorded_and_reported_before_each_destabilisation(tmp_path):
+    # full-batch GD on 64 digits: η̃·s̃ rises through 2(1−ηλ) from below once, with steps on both sides of the band
+    every, lr, wd = 20, 1.0, 0.03
+    spec = RunSpec(
+        width=4,
+        train_subset=64,
+        full_batch=True,
+        batch_size=64,
+        lr=lr,
+        wd=wd,
+        steps=110,
+        sharpness_every=every,
+        eval_points=0,
+        device="cpu",
+    )
+    trainer = build_trainer(spec, tmp_path / "straight")
     summary = trainer.run(progress=False)
     measured = [r for r in trainer.series if "eff_sharpness" in r]
-    assert {r["step"] for r in measured} >= {0, 10, 20, 30, 40, 50}
+    assert {r["step"] for r in measured} >= set(range(0, 110, every))
     for r in measured:
         assert r["elr_times_sharpness"] == pytest.approx(r["elr"] * r["eff_sharpness"], rel=1e-12)
-        assert r["eff_sharpness"] == pytest.approx(r["sharpness"] * r["rho"] ** 2, rel=1e-9)
-    dense = [r for r in measured if r["step"] % 10]
-    critical = theory.critical_elr(np.array([r["eff_sharpness"] for r in measured]), 1.0, 0.02)
-    assert all(r["elr"] >= 0.8 * c for r, c in zip(measured[1:], critical[:-1], strict=True) if r in dense)
-    before = summary.get("elr_times_sharpness_before_destabilization", [])
-    assert len(before) == sum(e >= measured[0]["step"] for e in summary["events"])
-    assert all(b["measured_at"] <= b["event"] for b in before)
+        assert r["eff_sharpness"] == pytest.approx(r["sharpness"] * r["rho"] ** 2, rel=1e-6)
+    # off the cadence, a measurement is taken exactly when η̃ times the last measured s̃ is in the dense band, and
+    # every K/5 steps above it
+    threshold, last, where = 2 * (1 - lr * wd), None, []
+    for r in trainer.series:
+        if r["step"] % every:
+            predicted = r["elr"] * last["eff_sharpness"] / threshold
+            where.append(int(np.searchsorted(DENSE_BAND, predicted, side="right")))  # 0 below, 1 in, 2 above
+            if predicted == DENSE_BAND[1]:
+                where[-1] = 1
+            expected = where[-1] == 1 or (where[-1] == 2 and r["step"] - last["step"] >= every // 5)
+            assert ("eff_sharpness" in r) == expected, r["step"]
+        last = r if "eff_sharpness" in r else last
+    assert set(where) == {0, 1, 2}, "the run must be below, inside and above the band for the test to test it"
+    assert summary["elr_times_sharpness_threshold"] == threshold
+    before = summary["elr_times_sharpness_before_destabilization"]
+    assert [b["event"] for b in before] == summary["events"] and summary["events"]
+    assert all(b["last_measured_at"] < b["event"] for b in before)
+
+    # resumed inside a dense window, the run measures at the same steps (Lanczos restarts cold: values to 1e-3)
+    first_dense = next(r["step"] for r in measured if r["step"] % every)
+    build_trainer(replace(spec, steps=first_dense, checkpoint_every=first_dense), tmp_path / "resumed").run(False)
+    resumed = build_trainer(spec, tmp_path / "resumed")
+    assert resumed.resume() and resumed.step == first_dense
+    resumed.run(progress=False)
+    again = [r for r in resumed.series if "eff_sharpness" in r]
+    assert [r["step"] for r in again] == [r["step"] for r in measured]
+    assert_allclose([r["eff_sharpness"] for r in again], [r["eff_sharpness"] for r in measured], rtol=2e-3)
