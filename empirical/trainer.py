@@ -30,7 +30,6 @@ from empirical.scale_invariance import find_si_groups, si_parameters
 from simulate.analysis import free_decay_rate, threshold_crossings
 from simulate.detection import analyze_periodicity
 
-
 DENSE_BAND = (0.8, 1.5)
 """Where η̃·s̃ / 2(1−ηλ) is measured at every step (``TrainConfig.sharpness_every``)."""
 
@@ -357,8 +356,8 @@ class Trainer:
 
     def summary(self) -> dict:
         """Destabilisations, periods and regime of the ρ series (the loss series at fixed norm), with the detection
-        that :mod:`simulate` uses too; with sharpness measured, η̃·s̃ before each one: at the last measurement and
-        at the last upward crossing of 2(1−ηλ) (:func:`simulate.analysis.threshold_crossings`)."""
+        that :mod:`simulate` uses too; with sharpness measured and no momentum, η̃·s̃ before each one: at the last
+        measurement and at the last upward crossing of 2(1−ηλ) (:func:`simulate.analysis.threshold_crossings`)."""
         rho = np.array([r["rho"] for r in self.series], dtype=float)
         loss = np.array([r["loss"] for r in self.series], dtype=float)
         decay = free_decay_rate(self.lr, self.config.wd, self.config.momentum) if self.config.wd else None
@@ -373,7 +372,8 @@ class Trainer:
             **found.to_json(),
         }
         measured = [(r["step"], r["elr_times_sharpness"]) for r in self.series if "elr_times_sharpness" in r]
-        if measured:
+        # 2(1−ηλ) is the threshold of plain GD (theory.stability); momentum moves it, and no derivation here says where
+        if measured and not self.config.momentum:
             steps, values = zip(*measured, strict=True)
             summary["elr_times_sharpness_threshold"] = self.stability_threshold
             summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(

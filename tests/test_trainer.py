@@ -210,6 +210,15 @@ def test_a_measured_run_goes_through_the_simulated_runs_analysis(digits, tmp_pat
     assert row["n_destabilizations"] == trainer.summary()["n_destabilizations"]
 
 
+def test_with_momentum_no_threshold_of_plain_gd_is_reported(tmp_path):
+    spec = RunSpec(width=2, train_subset=64, batch_size=64, lr=0.5, wd=0.01, momentum=0.9, steps=20, eval_points=0)
+    trainer = build_trainer(replace(spec, sharpness_every=10, device="cpu"), tmp_path)
+    summary = trainer.run(progress=False)
+    assert {0, 10} <= {r["step"] for r in trainer.series if "eff_sharpness" in r}
+    assert "elr_times_sharpness_threshold" not in summary
+    assert "elr_times_sharpness_before_destabilization" not in summary
+
+
 def test_sharpness_is_recorded_and_reported_before_each_destabilisation(tmp_path):
     # full-batch GD on 64 digits: η̃·s̃ rises through 2(1−ηλ) from below once, with steps on both sides of the band
     every, lr, wd = 20, 1.0, 0.03
