@@ -116,16 +116,18 @@ def threshold_crossings(steps, values, events, threshold) -> list[dict]:
     values : array_like, shape (n,)
         The measured quantity at those steps.
     events : array_like of int, shape (m,)
-        Destabilisation steps, increasing.
+        Destabilisation steps, increasing: each the last step before the rise
+        (:func:`simulate.detection.detect_destabilizations`), so a measurement at the event's own step, taken
+        before that step's update, precedes it.
     threshold : float
         The level whose upward crossing should precede each event.
 
     Returns
     -------
     list of dict, one per event
-        ``event``; ``last_measured_at`` and ``last`` (the last measurement before the event); ``below_at`` and
+        ``event``; ``last_measured_at`` and ``last`` (the last measurement up to the event); ``below_at`` and
         ``below`` (the last measurement below ``threshold`` after the previous event), ``crossing_at`` and
-        ``crossing`` (the measurement after it, if before the event), ``steps_crossing_to_event``. Missing ones are
+        ``crossing`` (the measurement after it, if up to the event), ``steps_crossing_to_event``. Missing ones are
         None: no measurement below the threshold since the previous event means no crossing.
     """
     steps, values = np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
@@ -134,7 +136,7 @@ def threshold_crossings(steps, values, events, threshold) -> list[dict]:
         raise ValueError(f"steps and values must be 1-d of one length, got shapes {steps.shape} and {values.shape}")
     if np.any(np.diff(steps) <= 0) or np.any(np.diff(events) <= 0):
         raise ValueError("steps and events must be strictly increasing")
-    ends = np.searchsorted(steps, events, side="left")  # measurements strictly before each event
+    ends = np.searchsorted(steps, events, side="right")
     starts = np.searchsorted(steps, np.concatenate([[-1], events])[: events.size], side="right")
     found = []
     for event, start, end in zip(events.tolist(), starts.tolist(), ends.tolist(), strict=True):

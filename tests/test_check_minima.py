@@ -63,7 +63,8 @@ def test_c5_numbers_are_the_runs_and_no_destabilisation_fails(tmp_path):
     on = []
     for previous, event in zip([-1, *run.summary["events"]], run.summary["events"], strict=False):
         # direct recomputation: the last measurement below the threshold since the previous event, and the next one
-        window = [(s, v) for s, v in measured if previous < s < event]
+        # (an event is the last step before the rise: the measurement at that step precedes it)
+        window = [(s, v) for s, v in measured if previous < s <= event]
         below = [k for k, (_, v) in enumerate(window) if v < threshold]
         after = window[below[-1] + 1 :] if below else []
         on.append(

@@ -214,8 +214,10 @@ def test_threshold_crossings_on_a_known_series():
     assert (first["below_at"], first["below"], first["crossing_at"], first["crossing"]) == (13, 1.9, 14, 2.2)
     assert (first["last_measured_at"], first["last"], first["steps_crossing_to_event"]) == (15, 9.0, 2)
     assert second["below_at"] is None and second["crossing_at"] is None and second["last_measured_at"] == 15
-    (early,) = threshold_crossings(steps, values, [14], 2.0)
+    (early,) = threshold_crossings(steps, values, [13], 2.0)
     assert (early["below_at"], early["crossing_at"], early["steps_crossing_to_event"]) == (13, None, None)
+    (on_the_step,) = threshold_crossings(steps, values, [14], 2.0)  # measured before the step's update: counts
+    assert (on_the_step["crossing_at"], on_the_step["steps_crossing_to_event"]) == (14, 0)
     assert threshold_crossings(steps, values, [], 2.0) == []
     with pytest.raises(ValueError, match="increasing"):
         threshold_crossings([3, 1], [1.0, 2.0], [5], 2.0)
@@ -233,20 +235,20 @@ def test_threshold_crossings_bracket_the_threshold(measurements, events):
     found = threshold_crossings(steps, values, events, 2.0)
     assert [f["event"] for f in found] == events
     for previous, event, f in zip([-1, *events], events, found, strict=False):
-        before = steps < event
+        before = steps <= event
         assert f["last_measured_at"] == (steps[before].max() if before.any() else None)
         window = (steps > previous) & before
         if f["below_at"] is None:
             assert np.all(values[window] >= 2.0)
             continue
-        assert previous < f["below_at"] < event and f["below"] < 2.0
+        assert previous < f["below_at"] <= event and f["below"] < 2.0
         after = window & (steps > f["below_at"])
         assert np.all(values[after] >= 2.0)
         if f["crossing_at"] is None:
             assert not after.any()
         else:
             assert f["crossing_at"] == steps[after].min() and f["crossing"] >= 2.0
-            assert f["steps_crossing_to_event"] == event - f["crossing_at"] > 0
+            assert f["steps_crossing_to_event"] == event - f["crossing_at"] >= 0
 
 
 def test_records_round_trip(tmp_path):
