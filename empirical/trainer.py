@@ -191,7 +191,7 @@ class Trainer:
 
     def _sharpness(self, indices: torch.Tensor) -> dict:
         """Top Hessian eigenvalue of the step's loss on the SI weights (the step's batch or ghost batches),
-        s̃ = ρ²·λ_max and η̃·s̃ before the step; Lanczos to 1e-3 relative. In the dense window, warm-started from the
+        and s̃ = ρ²·λ_max; Lanczos to 1e-3 relative. In the dense window, warm-started from the
         previous step's eigenvector (7 HVPs instead of 21); a measurement after a gap starts cold, so that a stale
         direction cannot steer Lanczos to a lower eigenvalue."""
         parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
@@ -205,14 +205,9 @@ class Trainer:
             hvp_mode="double_backward",
             v0=self._last_eigenvector if self._last_measured == self.step - 1 else None,
         )
-        elr = theory.effective_lr(self.lr, float(self._norms()[0]))
         self._last_eff_sharpness, self._last_eigenvector = found["eff_sharpness"], found["eigenvector"]
         self._last_measured = self.step
-        return {
-            "sharpness": found["sharpness"],
-            "eff_sharpness": found["eff_sharpness"],
-            "elr_times_sharpness": float(elr * found["eff_sharpness"]),
-        }
+        return {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
 
     def _train_step(self, indices: torch.Tensor) -> dict:
         loss, acc = self._loss_and_grads(indices)
@@ -335,6 +330,8 @@ class Trainer:
                     self.evals.append(self._evaluate())
                 curvature = self._sharpness(indices) if self._wants_sharpness() else {}
                 record = self._train_step(indices)
+                if curvature:  # η̃ of the record is the one before the step, at the weights s̃ was measured on
+                    curvature["elr_times_sharpness"] = record["elr"] * curvature["eff_sharpness"]
                 record.update(curvature)
                 self.series.append(record)
                 self.step += 1
