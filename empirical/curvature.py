@@ -469,7 +469,7 @@ def effective_sharpness(
     Returns
     -------
     dict
-        ``sharpness`` (λ_max), ``eff_sharpness`` (s̃), ``rho`` (ρ), ``n_hvp``, ``n_params`` (size of the SI vector),
+        ``sharpness`` (λ_max), ``eff_sharpness`` (s̃), ``si_norm`` (ρ), ``n_hvp``, ``n_params`` (size of the SI vector),
         ``converged``, ``method`` and ``eigenvector`` (ndarray, shape (n_params,): the ``v0`` of a warm start).
     """
     _check_train_mode(model, "effective_sharpness")
@@ -490,7 +490,7 @@ def effective_sharpness(
     return {
         "sharpness": lam,
         "eff_sharpness": rho**2 * lam,
-        "rho": rho,
+        "si_norm": rho,
         "n_hvp": info["n_hvp"],
         "n_params": op.size,
         "converged": info["converged"],

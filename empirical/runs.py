@@ -2,7 +2,8 @@
 
 :class:`RunSpec` holds everything that decides a run's numbers (model, data, every :class:`TrainConfig` field);
 :func:`run_id` hashes it, so that sweeps and checks can put each run in ``<root>/<run_id>/`` and skip or resume it
-later. :func:`train_run` is the one way to execute a spec (``bnwd train``, ``bnwd sweep`` and the paper checks).
+later. :func:`train_run` is the one way to execute a spec (``bnwd train``, ``bnwd sweep`` and the paper checks);
+:func:`read_run` reads a finished run folder back, its summary computed from its records.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from empirical.data import load_dataset
 from empirical.nets import build_model
-from empirical.trainer import TrainConfig, Trainer
+from empirical.trainer import TrainConfig, Trainer, summarize_records
+from simulate.records import read_jsonl, series_arrays
 
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Fields that change where or how a run is executed, not its numbers: kept out of the run id.
@@ -108,17 +111,45 @@ def build_trainer(spec: RunSpec, out: Path) -> Trainer:
     return Trainer(model, data, TrainConfig(**values), out)
 
 
-def finished_summary(out: Path) -> dict | None:
-    """The ``summary.json`` in ``out`` if a run finished there, else None."""
-    path = Path(out) / "summary.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+def is_finished(out: Path) -> bool:
+    """Whether a run finished in ``out``: the trainer writes ``summary.json`` last, atomically."""
+    return (Path(out) / "summary.json").exists()
 
 
-def train_run(spec: RunSpec, out: Path, *, progress: bool = False) -> dict:
-    """Train ``spec`` into ``out`` and return its summary; a finished run is read back, an unfinished one resumed.
+@dataclass
+class MeasuredRun:
+    """A finished run folder, read back: ``config`` (``config.json``), the per-step ``records`` (``series.jsonl``
+    in memory form) with ``steps`` and the :data:`simulate.schema.SERIES` arrays ``series`` made of them, the
+    ``evals`` (``eval.jsonl``) and the ``summary`` (:func:`empirical.trainer.summarize_records`)."""
+
+    path: Path
+    config: dict
+    steps: np.ndarray
+    series: dict
+    records: list[dict]
+    evals: list[dict]
+    summary: dict
+
+
+def read_run(out: Path) -> MeasuredRun:
+    """Read the finished run in ``out``; its summary is computed from its records (what the trainer wrote in
+    ``summary.json``, for a folder written by this version; folders written before, with ``rho`` for ρ, are read
+    in today's names and analysis). ``ValueError`` for a folder without a finished run."""
+    out = Path(out)
+    if not is_finished(out):
+        raise ValueError(f"{out}: no finished run there (no summary.json)")
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    records = read_jsonl(out / "series.jsonl")
+    steps, series = series_arrays(records, out / "series.jsonl")
+    evals = read_jsonl(out / "eval.jsonl")
+    return MeasuredRun(out, config, steps, series, records, evals, summarize_records(config, records))
+
+
+def train_run(spec: RunSpec, out: Path, *, progress: bool = False) -> None:
+    """Train ``spec`` into ``out``; a finished run is left as it is, an unfinished one resumed.
 
     ``out/spec.json`` records the spec and its id; a folder holding another spec's run is refused (``ValueError``)
-    rather than mixed.
+    rather than mixed. :func:`read_run` reads the result.
     """
     out = Path(out)
     record = {"run_id": run_id(spec), **asdict(spec)}
@@ -127,11 +158,10 @@ def train_run(spec: RunSpec, out: Path, *, progress: bool = False) -> dict:
         existing = json.loads(spec_path.read_text(encoding="utf-8"))
         if existing.get("run_id") != record["run_id"]:
             raise ValueError(f"{out} holds run {existing.get('run_id')}, not {record['run_id']}")
-        summary = finished_summary(out)
-        if summary is not None:
-            return summary
+        if is_finished(out):
+            return
     trainer = build_trainer(spec, out)
     out.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     trainer.resume()
-    return trainer.run(progress=progress)
+    trainer.run(progress=progress)

@@ -12,41 +12,33 @@ That folder is the run's only state, which makes the sweep safe to interrupt and
   times, both into the same folder;
 * the table has one row per run id, read from the folders, not from the task results.
 
-The rows have the schema of the simulated sweep (:func:`simulate.analysis.summarize`), so that
+The rows have the schema of the simulated sweep (:func:`simulate.analysis.summarize_run`), so that
 :func:`simulate.plots.plot_period_vs_lr_wd` draws both.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import itertools
-import json
 import logging
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from empirical.runs import RunSpec, finished_summary, run_id, train_run
-from simulate.analysis import frequency_slope, summarize
+from empirical.runs import RunSpec, is_finished, read_run, run_id, train_run
+from simulate.analysis import frequency_slope
 from simulate.plots import plot_period_vs_lr_wd
-from simulate.records import read_series
+from simulate.records import write_rows_csv
 
 _FIELD_TYPES = {f.name: {part.strip() for part in str(f.type).split("|")} for f in fields(RunSpec)}
 RETRIES = 2
 """Re-runs of a task that raised (a worker's death is counted separately, by the scheduler)."""
 CONNECT_TIMEOUT = 30.0
 """Seconds to wait for a scheduler given by address."""
-# Per-run lists that live in each run's summary.json; the table keeps one scalar per cell.
-_NOT_TABULATED = ("events", "periods")
-# The trainer summary's periodicity fields (simulate.detection.Periodicity.to_json).
-_PERIODICITY = ("period", "period_std", "frequency", "frequency_ci", "n_destabilizations", "regime")
 
 
 class GridError(ValueError):
@@ -156,7 +148,7 @@ class SweepResult:
 
 def pending(specs: list[RunSpec], out: Path) -> list[RunSpec]:
     """The specs whose folder under ``out`` has no ``summary.json`` yet (not run, or stopped part-way)."""
-    return [spec for spec in specs if finished_summary(Path(out) / run_id(spec)) is None]
+    return [spec for spec in specs if not is_finished(Path(out) / run_id(spec))]
 
 
 @contextlib.contextmanager
@@ -238,53 +230,11 @@ def run_sweep(specs: list[RunSpec], out: Path, client, *, retries: int = RETRIES
 
 
 def run_row(spec: RunSpec, path: Path) -> dict:
-    """The table row of the finished run in ``path``: the spec's fields, then its periodicity and the period law.
-
-    The analysis is :func:`simulate.analysis.summarize` on the run's ρ, η̃ and loss series (the trainer's detection
-    and the simulated sweep's row, in one schema), with the effective sharpness the median of those measured
-    (``sharpness_every > 0``), else only the measured-threshold prediction. A run at fixed norm (constant ρ: the
-    trainer found its destabilisations in the loss) or without weight decay (no decay of ρ) keeps the trainer's
-    detection, and the period law, which needs ηλ > 0 and a free norm, predicts nothing.
-    ``lr_effective`` is the SI weights' learning rate the trainer used (``fix_elr`` sets it); ``steps_trained``
-    the steps it ran (fewer than asked after a divergence; ``epochs`` sets them).
-    """
-    summary = finished_summary(path)
-    lr = json.loads((path / "config.json").read_text(encoding="utf-8"))["lr_effective"]
-    row = {
-        "run_id": run_id(spec),
-        **asdict(spec),
-        "lr_effective": lr,
-        "steps_trained": summary["steps"],
-        "diverged_at": summary["diverged_at"],
-        "detected_on": summary["detected_on"],
-    }
-    if summary["detected_on"] == "rho" and spec.wd > 0:
-        steps, series = read_series(path / "series.jsonl")
-        records = (json.loads(line) for line in (path / "series.jsonl").read_text(encoding="utf-8").splitlines())
-        measured = [r["eff_sharpness"] for r in records if "eff_sharpness" in r]
-        analysis = summarize(
-            steps,
-            series["si_norm"],
-            series["elr"],
-            lr=lr,
-            wd=spec.wd,
-            momentum=spec.momentum,
-            eff_sharpness=float(np.median(measured)) if measured else None,
-            loss=series["loss"],
-        )
-    else:
-        analysis = {"lr_wd": lr * spec.wd, "period_measured": summary["period"]}
-        analysis.update({key: summary[key] for key in _PERIODICITY if key != "period"})
-    for key in ("lr", "wd", "momentum", *_NOT_TABULATED):
-        analysis.pop(key, None)
-    low, high = analysis.pop("frequency_ci")
-    row.update(analysis, frequency_ci_low=low, frequency_ci_high=high)
-    return row
-
-
-def _cell(value):
-    """A CSV cell: empty for a missing or non-finite number (None and NaN alike)."""
-    return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+    """The table row of the finished run in ``path``: ``run_id``, the spec's fields, then the scalars of its summary
+    (:func:`empirical.runs.read_run`: :func:`simulate.analysis.summarize_run` of its records, the row a simulated
+    run has too); the per-run lists (``events``, ``periods``, …) stay in the run's ``summary.json``."""
+    summary = read_run(path).summary
+    return {"run_id": run_id(spec), **asdict(spec), **{k: v for k, v in summary.items() if not isinstance(v, list)}}
 
 
 def aggregate(specs: list[RunSpec], out: Path) -> dict:
@@ -298,12 +248,8 @@ def aggregate(specs: list[RunSpec], out: Path) -> dict:
         (:func:`simulate.analysis.frequency_slope`; the theory's slope is 1).
     """
     out = Path(out)
-    rows = [run_row(spec, out / run_id(spec)) for spec in specs if finished_summary(out / run_id(spec)) is not None]
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(out / "sweep.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
+    rows = [run_row(spec, out / run_id(spec)) for spec in specs if is_finished(out / run_id(spec))]
+    write_rows_csv(out / "sweep.csv", rows)
     plot_period_vs_lr_wd(rows, out / "period_vs_etalambda.png")
     periodic = [row for row in rows if row["regime"] == "periodic"]
     return {

@@ -12,7 +12,6 @@ records; resuming from it reproduces the uninterrupted run bit for bit on a CPU.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -27,8 +26,8 @@ import theory
 from empirical.curvature import effective_sharpness
 from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from empirical.scale_invariance import find_si_groups, si_parameters
-from simulate.analysis import free_decay_rate, threshold_crossings
-from simulate.detection import analyze_periodicity
+from simulate.analysis import summarize_run, threshold_crossings
+from simulate.records import current_record, series_arrays, write_json, write_jsonl
 
 DENSE_BAND = (0.8, 1.5)
 """Where η̃·s̃ / 2(1−ηλ) is measured at every step (``TrainConfig.sharpness_every``)."""
@@ -77,15 +76,59 @@ class TrainConfig:
             raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def stability_threshold(lr: float, wd: float) -> float:
+    """2(1−ηλ): gradient descent leaves a minimum once η̃·s̃ exceeds it (:mod:`theory.stability`)."""
+    return 2 * (1 - lr * wd)
 
 
-def _jsonl(records: list[dict]) -> str:
-    return "".join(json.dumps(r, allow_nan=True) + "\n" for r in records)
+def summarize_records(config: dict, records: list[dict]) -> dict:
+    """The summary of a measured run: :func:`simulate.analysis.summarize_run` of its records, with what the trainer
+    knows besides.
+
+    The norm control comes from ``fix_elr`` / ``fix_norm``, the learning rate from ``lr_effective``; the effective
+    sharpness of the minima is the median of those measured (``sharpness_every > 0``). Where η̃·s̃ was measured in
+    a run without momentum, the summary adds ``elr_times_sharpness_threshold`` (2(1−ηλ)) and, per destabilisation,
+    where η̃·s̃ stood before it (:func:`simulate.analysis.threshold_crossings`); momentum moves the threshold of
+    plain GD, and no derivation here says where.
+
+    Parameters
+    ----------
+    config : dict
+        The run's ``config.json`` (``lr``, ``wd``, ``momentum``, ``lr_effective``, ``fix_norm``, ``fix_elr``).
+    records : list of dict
+        Its per-step records in memory form (:func:`simulate.records.read_jsonl` of ``series.jsonl``).
+
+    Returns
+    -------
+    dict
+        The :data:`simulate.schema.SUMMARY_FIELDS` of the run but ``run_id``.
+    """
+    steps, series = series_arrays(records)
+    if config.get("fix_elr") is not None:
+        norm_control = "fixed_elr"
+    elif config.get("fix_norm") is not None:
+        norm_control = "fixed_norm"
+    else:
+        norm_control = "free"
+    measured = [r for r in records if "eff_sharpness" in r]
+    lr, wd, momentum = config["lr_effective"], config["wd"], config["momentum"]
+    summary = summarize_run(
+        steps,
+        series,
+        lr=config["lr"],
+        wd=wd,
+        momentum=momentum,
+        lr_effective=lr,
+        norm_control=norm_control,
+        eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
+    )
+    if measured and not momentum:
+        threshold = stability_threshold(lr, wd)
+        summary["elr_times_sharpness_threshold"] = threshold
+        summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
+            [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
+        )
+    return summary
 
 
 def eval_steps(total: int, points: int) -> list[int]:
@@ -114,8 +157,8 @@ class Trainer:
             raise ValueError("the model has no scale-invariant parameters (no weight feeds a BatchNorm)")
         si_ids = {id(p) for p in self.si_params}
         others = [p for p in model.parameters() if p.requires_grad and id(p) not in si_ids]
-        self.rho0 = float(self._norms()[0])
-        target = config.fix_norm if config.fix_norm else self.rho0
+        self.si_norm0 = float(self._norms()[0])
+        target = config.fix_norm if config.fix_norm else self.si_norm0
         self.fixed_norm = target if (config.fix_norm is not None or config.fix_elr is not None) else None
         lr = config.fix_elr * self.fixed_norm**2 if config.fix_elr is not None else config.lr
         default_noninv = lr if getattr(model, "trains_all_parameters", False) else 0.0
@@ -186,8 +229,8 @@ class Trainer:
 
     @property
     def stability_threshold(self) -> float:
-        """2(1−ηλ): gradient descent leaves a minimum once η̃·s̃ exceeds it (:mod:`theory.stability`)."""
-        return 2 * (1 - self.lr * self.config.wd)
+        """2(1−ηλ): gradient descent leaves a minimum once η̃·s̃ exceeds it (:func:`stability_threshold`)."""
+        return stability_threshold(self.lr, self.config.wd)
 
     def _sharpness(self, indices: torch.Tensor) -> dict:
         """Top Hessian eigenvalue of the step's loss on the SI weights (the step's batch or ghost batches),
@@ -226,14 +269,14 @@ class Trainer:
             angle = torch.atan2(orthogonal.norm(), along * norms[0])
             values = torch.cat([torch.stack([loss, acc.to(loss.dtype), grad_norm, angle]), norms]).tolist()
         loss, acc, grad_norm, angle, rho, *per_tensor = values
-        record = {"step": self.step, "loss": loss, "acc": acc, "rho": rho, "grad_norm": grad_norm}
+        record = {"step": self.step, "loss": loss, "acc": acc, "si_norm": rho, "grad_norm": grad_norm}
         if math.isfinite(rho) and rho > 0 and math.isfinite(grad_norm):
             record["elr"] = float(theory.effective_lr(self.lr, rho))
             record["eff_grad_norm"] = float(theory.effective_grad_norm(grad_norm, rho))
         else:
             record["elr"] = record["eff_grad_norm"] = float("nan")
         record["angular_update"] = angle
-        record["rho_per_tensor"] = per_tensor
+        record["si_norm_per_tensor"] = per_tensor
         return record
 
     # --- evaluation ---------------------------------------------------------------------------------------
@@ -272,7 +315,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "series": self.series,
             "evals": self.evals,
-            "rho0": self.rho0,
+            "si_norm0": self.si_norm0,
             "fixed_norm": self.fixed_norm,
         }
         tmp = self.out / "checkpoint.pt.tmp"
@@ -281,19 +324,21 @@ class Trainer:
         self._write_records()
 
     def _write_records(self) -> None:
-        _write_atomically(self.out / "series.jsonl", _jsonl(self.series))
-        _write_atomically(self.out / "eval.jsonl", _jsonl(self.evals))
+        write_jsonl(self.out / "series.jsonl", self.series)
+        write_jsonl(self.out / "eval.jsonl", self.evals)
 
     def resume(self) -> bool:
         """Continue from ``out/checkpoint.pt`` if there is one; return whether there was."""
         path = self.out / "checkpoint.pt"
         if not path.exists():
             return False
-        state = torch.load(path, map_location=self.data.train_x.device, weights_only=False)
+        # A checkpoint written before the schema names ρ "rho": its state and records are read in today's names.
+        state = current_record(torch.load(path, map_location=self.data.train_x.device, weights_only=False))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.series, self.evals = state["step"], state["series"], state["evals"]
-        self.rho0, self.fixed_norm = state["rho0"], state["fixed_norm"]  # the run's, not this fresh model's
+        self.step, self.evals = state["step"], state["evals"]
+        self.series = [current_record(r) for r in state["series"]]
+        self.si_norm0, self.fixed_norm = state["si_norm0"], state["fixed_norm"]  # the run's, not this fresh model's
         measured = [r for r in self.series if "eff_sharpness" in r]
         if measured:  # the dense-window rule goes on from the last measurement; Lanczos restarts cold
             self._last_eff_sharpness = measured[-1]["eff_sharpness"]
@@ -311,14 +356,7 @@ class Trainer:
     def run(self, progress: bool = True) -> dict:
         """Train to ``config.steps``; write config, series, evals, checkpoints and the summary; return the summary."""
         self.out.mkdir(parents=True, exist_ok=True)
-        config = {
-            **asdict(self.config),
-            "lr_effective": self.lr,
-            "rho0": self.rho0,
-            "fixed_norm": self.fixed_norm,
-            "si_groups": self.si_groups,
-        }
-        _write_atomically(self.out / "config.json", json.dumps(config, indent=2) + "\n")
+        write_json(self.out / "config.json", self._config_record())
         evaluate_at = set(eval_steps(self.config.steps, self.config.eval_points))
         per_epoch = 1 if self.config.full_batch else math.ceil(self.data.n_train / self.config.batch_size)
         self.model.train(True)
@@ -336,7 +374,7 @@ class Trainer:
                 self.series.append(record)
                 self.step += 1
                 bar.update(1)
-                if not (math.isfinite(record["loss"]) and math.isfinite(record["rho"])):
+                if not (math.isfinite(record["loss"]) and math.isfinite(record["si_norm"])):
                     self.diverged_at = record["step"]
                     break
                 if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
@@ -348,32 +386,20 @@ class Trainer:
             self.evals.append(self._evaluate())
         self._write_records()
         summary = self.summary()
-        _write_atomically(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_json(self.out / "summary.json", summary)
         return summary
 
-    def summary(self) -> dict:
-        """Destabilisations, periods and regime of the ρ series (the loss series at fixed norm), with the detection
-        that :mod:`simulate` uses too; with sharpness measured and no momentum, η̃·s̃ before each one: at the last
-        measurement and at the last upward crossing of 2(1−ηλ) (:func:`simulate.analysis.threshold_crossings`)."""
-        rho = np.array([r["rho"] for r in self.series], dtype=float)
-        loss = np.array([r["loss"] for r in self.series], dtype=float)
-        decay = free_decay_rate(self.lr, self.config.wd, self.config.momentum) if self.config.wd else None
-        if self.fixed_norm is not None:  # ρ is constant by construction: look for spikes in the loss instead
-            found = analyze_periodicity(loss, kind="loss")
-        else:
-            found = analyze_periodicity(rho, decay_rate=decay, loss=loss)
-        summary = {
-            "steps": self.step,
-            "diverged_at": self.diverged_at,
-            "detected_on": "loss" if self.fixed_norm is not None else "rho",
-            **found.to_json(),
+    def _config_record(self) -> dict:
+        """What ``config.json`` holds: the config, the learning rate applied to the SI weights, ρ₀, the fixed norm
+        (None for a free one) and the SI groups."""
+        return {
+            **asdict(self.config),
+            "lr_effective": self.lr,
+            "si_norm0": self.si_norm0,
+            "fixed_norm": self.fixed_norm,
+            "si_groups": self.si_groups,
         }
-        measured = [(r["step"], r["elr_times_sharpness"]) for r in self.series if "elr_times_sharpness" in r]
-        # 2(1−ηλ) is the threshold of plain GD (theory.stability); momentum moves it, and no derivation here says where
-        if measured and not self.config.momentum:
-            steps, values = zip(*measured, strict=True)
-            summary["elr_times_sharpness_threshold"] = self.stability_threshold
-            summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
-                steps, values, found.events, self.stability_threshold
-            )
-        return summary
+
+    def summary(self) -> dict:
+        """The run's summary (:func:`summarize_records` of its config and the records so far)."""
+        return summarize_records(self._config_record(), self.series)

@@ -19,8 +19,8 @@ measured quantities, period by period, and nothing else:
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paper_checks import c3_frequency
@@ -121,14 +121,14 @@ def simulate_decay(ratio: np.ndarray, lr: float, wd: float, settings: dict) -> d
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:
     """Compare the matched simulator's periods with one real run's (see the module)."""
-    (measured,) = c3_frequency.measure_grid(ctx, {"run": settings["run"], "grid": [settings["reference"]]})
-    spec, row = measured.run.spec, measured.row
-    elr = measured.run.series["elr"]
+    (reference,) = c3_frequency.measure_grid(ctx, {"run": settings["run"], "grid": [settings["reference"]]})
+    spec, row = reference.spec, reference.summary
+    elr = reference.series["elr"]
     n = len(row["periods"])
     events = np.asarray(row["events"], dtype=int)
     tolerance = {key: settings[key] for key in _TOLERANCES}
     if n < settings["min_periods"]:
-        _plot_traces(measured.run.steps, elr, None, ctx.figure_path(CLAIM))
+        _plot_traces(reference.steps, elr, None, ctx.figure_path(CLAIM))
         return Verdict(
             claim=CLAIM,
             title=TITLE,
@@ -149,7 +149,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     passed = bool(np.isfinite(difference) and abs(difference) <= settings["period_tolerance"])
 
     _plot_traces(
-        measured.run.steps, elr, (starts, bottoms, ends, simulated, period_simulated), ctx.figure_path(CLAIM), settings
+        reference.steps, elr, (starts, bottoms, ends, simulated, period_simulated), ctx.figure_path(CLAIM), settings
     )
     summary = (
         f"mean period simulated {np.mean(period_simulated):.1f} vs measured {np.mean(period_measured):.1f} steps "
@@ -187,7 +187,8 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
 def _plot_traces(steps, elr, matched, path, settings=None) -> None:
     """Left: the measured η̃ over a few periods with each period's simulated η̃ (mapped to the run's units: divided by
     the matched sharpness) from the bottom after the jump; right: measured and simulated period per period."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    fig = Figure(figsize=(10, 4), dpi=120)
+    left, right = fig.subplots(1, 2)
     if matched is None:
         left.semilogy(steps, elr, color="C0", lw=1, label="measured")
         right.text(0.5, 0.5, "too few periods to compare", ha="center", va="center", transform=right.transAxes)
@@ -216,4 +217,3 @@ def _plot_traces(steps, elr, matched, path, settings=None) -> None:
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

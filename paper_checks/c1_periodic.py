@@ -16,6 +16,7 @@ with ``W = jump_window`` steps. The claim holds when each reaches its threshold 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -47,10 +48,6 @@ SETTINGS = {
 }  # fmt: skip
 
 
-def _ratio_json(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
 def loss_ratio(run: Run) -> float:
     """How far training brought the loss down: the median minibatch loss of the last tenth of ``run`` over the
     median of its first tenth."""
@@ -73,8 +70,8 @@ def periodic_numbers(run: Run, jump_window: int) -> dict:
     Returns
     -------
     dict
-        ``n_destabilizations``, ``shrink_fraction`` (None with fewer than 2 events), ``rho_jump`` and
-        ``loss_spike`` (medians over events; None without events), ``period`` (mean, from the summary).
+        ``n_destabilizations``, ``shrink_fraction`` (NaN with fewer than 2 events), ``rho_jump`` and
+        ``loss_spike`` (medians over events; NaN without events), ``period`` (mean, from the summary).
     """
     events = np.asarray(run.summary["events"], dtype=int)
     rho, loss = run.series["si_norm"], run.series["loss"]
@@ -90,10 +87,10 @@ def periodic_numbers(run: Run, jump_window: int) -> dict:
     ]
     return {
         "n_destabilizations": int(run.summary["n_destabilizations"]),
-        "shrink_fraction": shrinking / counted if counted else None,
-        "rho_jump": _ratio_json(np.median(jumps)) if jumps else None,
-        "loss_spike": _ratio_json(np.median(spikes)) if spikes else None,
-        "period": run.summary.get("period"),
+        "shrink_fraction": shrinking / counted if counted else math.nan,
+        "rho_jump": float(np.median(jumps)) if jumps else math.nan,
+        "loss_spike": float(np.median(spikes)) if spikes else math.nan,
+        "period": run.summary["period_measured"],
     }
 
 
@@ -115,7 +112,7 @@ def periodic_verdict(numbers: dict, settings: dict) -> tuple[bool, str, dict]:
         if limit not in tolerance:
             continue
         value = numbers[name]
-        if value is None:
+        if not math.isfinite(value):
             passed = False
             parts.append(f"{name} unmeasured (need ≥ {tolerance[limit]})")
             continue

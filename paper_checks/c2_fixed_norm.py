@@ -21,8 +21,8 @@ loss at most ``max_fixed_loss_ratio`` of its initial loss).
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 import paper_checks.c1_periodic as c1
 from paper_checks.common import CheckContext, Run, Verdict
@@ -88,7 +88,8 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         f"(need ≤ {tolerance['max_fixed_loss_ratio']})"
     )
 
-    fig, (rho_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
+    fig = Figure(figsize=(11, 4), dpi=110)
+    rho_ax, loss_ax = fig.subplots(1, 2)
     runs = [free, fixed]
     labels = [run_label(r) for r in runs]
     draw_rho(rho_ax, runs, labels)

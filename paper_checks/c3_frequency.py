@@ -5,14 +5,12 @@ to about the same threshold, so the period is ``T ≈ ln(η̃_c/η̃_s)/(2ηλ)`
 ηλ (slope 1 of log frequency against log ηλ) and depends on η and λ only through their product.
 
 The check trains a grid of (η, λ) spanning at least a decade of ηλ, with two factorisations of some products,
-measures each run's mean period (:func:`simulate.analysis.summarize`: destabilisations of ρ, the first interval
-dropped when it is a transient outlier), fits the slope (:func:`simulate.analysis.frequency_slope`) and compares
-the mean periods of the runs that share a product. C4 and C10 reuse the same runs (:func:`measure_grid`).
+measures each run's mean period (its summary, :func:`simulate.analysis.summarize_run`: destabilisations of ρ, the
+first interval dropped when it is a transient outlier), fits the slope (:func:`simulate.analysis.frequency_slope`)
+and compares the mean periods of the runs that share a product. C4 and C10 reuse the same runs (:func:`measure_grid`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,27 +79,14 @@ SETTINGS = {
 }
 
 
-@dataclass
-class Measured:
-    """One run of the grid: the finished run and its :func:`simulate.analysis.summarize` row (``events``,
-    ``periods`` after the transient rule, ``period_measured``, ``frequency``, ``period_predicted_measured_threshold``
-    …)."""
-
-    run: Run
-    row: dict
-
-
-def measure_grid(ctx: CheckContext, settings: dict) -> list[Measured]:
-    """Train (or read back) every run of ``settings["grid"]`` and summarise its periodicity.
+def measure_grid(ctx: CheckContext, settings: dict) -> list[Run]:
+    """Train (or read back) every run of ``settings["grid"]``; each run's ``summary`` holds its periodicity
+    (``events``, ``periods`` after the transient rule, ``period_measured``, ``frequency``, …).
 
     Each run is ``ctx.spec(**settings["run"], **entry)`` for an entry of the grid; C3, C4 and C10 call this with
     the same settings, so the runs are trained once and shared.
     """
-    measured = []
-    for entry in settings["grid"]:
-        run = ctx.train(ctx.spec(**settings["run"], **entry))
-        measured.append(Measured(run, run.period_row()))
-    return measured
+    return [ctx.train(ctx.spec(**settings["run"], **entry)) for entry in settings["grid"]]
 
 
 def equal_product_groups(lr_wd: np.ndarray) -> list[np.ndarray]:
@@ -112,11 +97,11 @@ def equal_product_groups(lr_wd: np.ndarray) -> list[np.ndarray]:
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:
     """Measure the grid, fit the frequency slope and compare the periods of equal products (see the module)."""
-    measured = measure_grid(ctx, settings)
-    rows = [m.row for m in measured]
+    runs = measure_grid(ctx, settings)
+    rows = [run.summary for run in runs]
     lr_wd = np.array([r["lr_wd"] for r in rows])
     n_periods = np.array([len(r["periods"]) for r in rows])
-    period = np.array([np.nan if r["period_measured"] is None else r["period_measured"] for r in rows])
+    period = np.array([r["period_measured"] for r in rows])
     counted = (n_periods >= settings["min_periods"]) & np.isfinite(period)
     frequency = np.where(counted, 1.0 / period, np.nan)
 
@@ -130,7 +115,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         periods = period[group]
         spread = float(np.ptp(periods) / periods.mean()) if counted[group].all() else float("nan")
         # the scatter of the periods alone: what the spread would be for truly equal periods, give or take
-        std = np.array([np.nan if rows[i]["period_std"] is None else rows[i]["period_std"] for i in group])
+        std = np.array([rows[i]["period_std"] for i in group])
         variance = np.sum(std**2 / np.maximum(n_periods[group], 1))
         pairs.append(
             {
@@ -163,17 +148,18 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
                 "lr": r["lr"],
                 "wd": r["wd"],
                 "lr_wd": r["lr_wd"],
-                "steps": int(m.run.steps.size),
+                "steps": r["steps_trained"],
                 "regime": r["regime"],
                 "n_destabilizations": r["n_destabilizations"],
                 "n_periods": int(n),
                 "period": r["period_measured"],
                 "period_std": r["period_std"],
                 "frequency": r["frequency"],
-                "frequency_ci": r["frequency_ci"],
+                "frequency_ci_low": r["frequency_ci_low"],
+                "frequency_ci_high": r["frequency_ci_high"],
                 "counted": bool(c),
             }
-            for m, r, n, c in zip(measured, rows, n_periods, counted, strict=True)
+            for r, n, c in zip(rows, n_periods, counted, strict=True)
         ],
         "slope": fit["slope"],
         "slope_ci": list(fit["slope_ci"]),

@@ -12,8 +12,8 @@ check trains nothing; the transient period C3 drops is dropped here too.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from paper_checks import c3_frequency
 from paper_checks.common import CheckContext, Verdict
@@ -43,7 +43,7 @@ def period_errors(elr: np.ndarray, row: dict, lr: float, wd: float, momentum: fl
     elr : ndarray, shape (n_steps,)
         η̃ per step.
     row : dict
-        The run's :func:`simulate.analysis.summarize` row (``events``; ``periods`` after the transient rule).
+        The run's summary (``events``; ``periods`` after the transient rule).
     lr, wd, momentum : float
         η, λ, β.
 
@@ -63,9 +63,9 @@ def period_errors(elr: np.ndarray, row: dict, lr: float, wd: float, momentum: fl
 def run(ctx: CheckContext, settings: dict) -> Verdict:
     """Predict every measured period of C3's runs and compare (see the module)."""
     per_run, measured_all, predicted_all, labels = [], [], [], []
-    for m in c3_frequency.measure_grid(ctx, settings):
-        spec = m.run.spec
-        measured, predicted = period_errors(m.run.series["elr"], m.row, spec.lr, spec.wd, spec.momentum)
+    for run in c3_frequency.measure_grid(ctx, settings):
+        spec = run.spec
+        measured, predicted = period_errors(run.series["elr"], run.summary, spec.lr, spec.wd, spec.momentum)
         errors = (predicted - measured) / measured
         per_run.append(
             {
@@ -113,7 +113,8 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
 
 def _plot(measured: list[np.ndarray], predicted: list[np.ndarray], labels: list[str], path) -> None:
     """Predicted against measured period, one colour per run, with the line y = x."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120)
+    fig = Figure(figsize=(5.2, 4.6), dpi=120)
+    ax = fig.subplots()
     for i, (x, y, label) in enumerate(zip(measured, predicted, labels, strict=True)):
         ax.plot(x, y, "o", color=f"C{i % 10}", ms=4, alpha=0.8, label=label)
     values = np.concatenate([*measured, *predicted])
@@ -129,4 +130,3 @@ def _plot(measured: list[np.ndarray], predicted: list[np.ndarray], labels: list[
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

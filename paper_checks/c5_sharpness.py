@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from paper_checks.common import CheckContext, Verdict
 
@@ -147,7 +147,8 @@ def _ratio(value: float | None, threshold: float) -> float | None:
 
 
 def _plot(path, result, measured, threshold, events) -> None:
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig = Figure(figsize=(7, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     if measured:
         steps, values = np.array(measured).T
         top.plot(steps, values, ".", ms=3, label="η̃·s̃ (measured)")
@@ -164,4 +165,3 @@ def _plot(path, result, measured, threshold, events) -> None:
     bottom.set_xlabel("step")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

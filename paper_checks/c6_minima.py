@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import itertools
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 
 from empirical.runs import build_trainer, run_id
 from paper_checks.common import CheckContext, Verdict
@@ -207,7 +207,8 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
 
 def _plot(path, sims, order, ends, member_acc, ensemble_acc, independent, independent_ensemble_acc) -> None:
     """Heatmap of the cosine similarities and bars of the test accuracies (``independent``: seed → accuracy)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    left, right = fig.subplots(1, 2)
     image = left.imshow(sims, cmap="viridis")
     labels = [f"{'end' if s in ends else 'mid'} {s}" for s in order]
     left.set_xticks(range(len(order)), labels, rotation=90, fontsize=7)
@@ -224,4 +225,3 @@ def _plot(path, sims, order, ends, member_acc, ensemble_acc, independent, indepe
     right.set_title(f"{CLAIM}: period-end vs independent ensembles")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -19,8 +19,8 @@ too. Each ratio to theory must lie within ``equilibrium_tolerance`` of 1.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 import theory
 from paper_checks.c1_periodic import loss_ratio
@@ -126,7 +126,8 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
 
     ordered = [runs[name] for name in EXPECTED]
     labels = [f"{run_label(r)} (ηλ={r.spec.lr * r.spec.wd:.0e})" for r in ordered]
-    fig, (phase_ax, rho_ax) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
+    fig = Figure(figsize=(12, 4.5), dpi=110)
+    phase_ax, rho_ax = fig.subplots(1, 2)
     draw_phase(phase_ax, ordered, labels)
     draw_rho(rho_ax, ordered, labels)
     path = save_figure(fig, ctx.figure_path(CLAIM))

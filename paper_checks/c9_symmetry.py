@@ -23,9 +23,9 @@ amplification rather than the law.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 import theory
 from empirical.runs import build_trainer, run_id
@@ -131,7 +131,8 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         f"(need ≥ {settings['min_control_gap']:.0e})"
     )
     figure = ctx.figure_path(CLAIM)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     floor = np.finfo(float).tiny
     ax.semilogy(steps["symmetric"], np.maximum(gaps["symmetric"], floor), label="symmetric (cη, λ/c, √c·ρ₀)")
     ax.semilogy(steps["control"], np.maximum(gaps["control"], floor), label="control (cη, λ, √c·ρ₀)")
@@ -142,5 +143,4 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     ax.legend()
     fig.tight_layout()
     fig.savefig(figure, dpi=110)
-    plt.close(fig)
     return Verdict(CLAIM, TITLE, passed, summary, numbers, tolerance, figure=figure.name)

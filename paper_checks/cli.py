@@ -114,7 +114,7 @@ def _positive_int(text: str) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from simulate.models import RayleighQuotient, SoftmaxRegression
-    from simulate.sweep import run_sweep
+    from simulate.sweep import simulate_grid
 
     worst = max(args.lr) * max(args.wd)
     if worst >= 1:
@@ -126,7 +126,7 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         model = SoftmaxRegression.digits(logit_scale=args.logit_scale, batch_size=args.batch_size)
     _prepare_out(args.out)
-    summary = run_sweep(
+    summary = simulate_grid(
         model,
         args.lr,
         args.wd,
@@ -179,8 +179,9 @@ def _train(args: argparse.Namespace) -> int:
     summary = trainer.run(progress=True)
     last = trainer.series[-1]
     print(
-        f"{summary['steps']} steps; regime {summary['regime']}, {summary['n_destabilizations']} destabilisations; "
-        f"final loss {last['loss']:.4g}, rho {last['rho']:.4g}, elr {last['elr']:.4g}"
+        f"{summary['steps_trained']} steps; regime {summary['regime']}, "
+        f"{summary['n_destabilizations']} destabilisations; "
+        f"final loss {last['loss']:.4g}, rho {last['si_norm']:.4g}, elr {last['elr']:.4g}"
     )
     _print_crossings(summary)
     print(f"wrote {args.out / 'config.json'}, series.jsonl, eval.jsonl and summary.json")

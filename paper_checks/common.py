@@ -15,19 +15,11 @@ nothing it has already trained.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on these machines
-import numpy as np
-
-from empirical.runs import RunSpec, run_id, train_run
-from simulate.analysis import summarize
-from simulate.records import read_series
+from empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run
 
 SCALES = ("tiny", "small", "paper")
 
@@ -66,34 +58,13 @@ class Verdict:
 
 
 @dataclass
-class Run:
-    """A finished training run: its id, folder, summary, per-step series in the shared schema
-    (:data:`simulate.records.SERIES`, ``si_norm`` for ρ), the raw per-step records (``sharpness``,
-    ``elr_times_sharpness``, ``rho_per_tensor``, … where measured) and the evaluations (``eval.jsonl``)."""
+class Run(MeasuredRun):
+    """A finished training run of a check: its folder read back (:class:`~empirical.runs.MeasuredRun`: config,
+    records, the per-step series in the shared schema, evaluations, the summary row with its ``events``,
+    ``periods``, ``regime`` …), with the spec that made it and its id."""
 
     spec: RunSpec
     id: str
-    path: Path
-    summary: dict
-    steps: np.ndarray
-    series: dict
-    records: list[dict]
-    evals: list[dict]
-
-    def period_row(self) -> dict:
-        """The row :func:`simulate.analysis.summarize` makes of a simulated run, made of this measured one (same
-        code, same schema): regime, events, measured period and frequency, the period law's predictions."""
-        spec = self.spec
-        row = summarize(
-            self.steps,
-            self.series["si_norm"],
-            self.series["elr"],
-            lr=spec.lr,
-            wd=spec.wd,
-            momentum=spec.momentum,
-            loss=self.series["loss"],
-        )
-        return {"run": self.id, **row}
 
 
 @dataclass
@@ -121,20 +92,14 @@ class CheckContext:
         """Train ``spec`` (or read it back if this folder already has it) and return the finished :class:`Run`."""
         rid = run_id(spec)
         path = Path(self.out) / "runs" / rid
-        summary = train_run(spec, path, progress=self.progress)
-        steps, series = read_series(path / "series.jsonl")
-        records, evals = (_jsonl(path / name) for name in ("series.jsonl", "eval.jsonl"))
+        train_run(spec, path, progress=self.progress)
         self.trained.append(rid)
-        return Run(spec, rid, path, summary, steps, series, records, evals)
+        return Run(**vars(read_run(path)), spec=spec, id=rid)
 
     def figure_path(self, claim: str) -> Path:
         path = Path(self.out) / f"{claim.lower()}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def timed(check, ctx: CheckContext, settings: dict) -> Verdict:

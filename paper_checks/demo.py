@@ -10,19 +10,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on these machines
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 import theory
 from paper_checks.common import CheckContext
 from paper_checks.figures import four_panels
 from simulate.analysis import frequency_slope
 from simulate.models import RayleighQuotient
-from simulate.sweep import run_sweep
+from simulate.sweep import simulate_grid
 from theory.report import write_report
 
 
@@ -50,10 +48,11 @@ def plot_periods(real: list[dict], simulated: list[dict], path: Path) -> Path:
 
     def lr_wd_and_period(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         x = np.array([r["lr_wd"] for r in rows], dtype=float)
-        y = np.array([np.nan if r["period_measured"] is None else r["period_measured"] for r in rows], dtype=float)
+        y = np.array([r["period_measured"] for r in rows], dtype=float)
         return x, y
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
+    fig = Figure(figsize=(5.5, 4.2), dpi=120)
+    ax = fig.subplots()
     x, y = lr_wd_and_period(real)
     ax.plot(x, y, "o", label="measured: ConvNetSI, digits")
     ax.plot(*lr_wd_and_period(simulated), "s", mfc="none", label="simulated: toy SI model")
@@ -63,12 +62,11 @@ def plot_periods(real: list[dict], simulated: list[dict], path: Path) -> Path:
         grid = np.geomspace(x.min() / 1.5, x.max() * 1.5, 50)
         ax.plot(grid, level / grid, "-", color="0.4", lw=1, label=r"theory: period $\propto 1/(\eta\lambda)$")
     ax.set(xscale="log", yscale="log", xlabel=r"$\eta\lambda$", ylabel="period (steps)", title="Period against ηλ")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap on < 2 decades
+    ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on < 2 decades
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -103,14 +101,14 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, device: str = "auto", pr
 
     say("2/4 simulate: the toy grid in one batch")
     toy = RayleighQuotient.evenly_spaced(plan.sim_dim)
-    simulated = run_sweep(toy, plan.sim_lr, plan.sim_wd, steps=plan.sim_steps, out=out / "simulate", progress=progress)[
-        "rows"
-    ]
+    simulated = simulate_grid(
+        toy, plan.sim_lr, plan.sim_wd, steps=plan.sim_steps, out=out / "simulate", progress=progress
+    )["rows"]
 
     say(f"3/4 train: ConvNetSI width {plan.width} on digits, {len(plan.real_wd)} runs of {plan.real_steps} steps")
     ctx = CheckContext(out=out, device=device, progress=progress)
     runs = [ctx.train(ctx.spec(lr=plan.real_lr, wd=wd, steps=plan.real_steps, width=plan.width)) for wd in plan.real_wd]
-    real = [run.period_row() for run in runs]
+    real = [run.summary for run in runs]
 
     say("4/4 report")
     labels = [f"η={r.spec.lr:g}, λ={r.spec.wd:g}" for r in runs]

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on these machines
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 import theory
 from paper_checks.common import Run
@@ -114,7 +111,8 @@ def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None) ->
     labels = [run_label(run) for run in runs] if labels is None else list(labels)
     if len(labels) != len(runs):
         raise ValueError(f"labels needs one entry per run ({len(runs)}); got {len(labels)}")
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), dpi=110)
+    fig = Figure(figsize=(11, 8), dpi=110)
+    axes = fig.subplots(2, 2)
     loss_ax, error_ax, rho_ax, phase_ax = axes.flat
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         loss_ax.plot(*positive(run.steps, run.series["loss"]), color=f"C{i}", lw=0.7, label=label)
@@ -139,5 +137,4 @@ def save_figure(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

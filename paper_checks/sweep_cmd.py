@@ -118,9 +118,9 @@ def _sweep(args: argparse.Namespace) -> int:
     table = aggregate(specs, args.out)
     print(f"{'run':<12} {'lr':>8} {'wd':>8} {'seed':>4} {'regime':>11} {'events':>6} {'period':>9} {'predicted':>9}")
     for row in table["rows"]:
-        predicted = row.get("period_predicted")
-        if predicted is None or not math.isfinite(predicted):  # no sharpness measured: η̃ at each event instead
-            predicted = row.get("period_predicted_measured_threshold")
+        predicted = row["period_predicted"]
+        if math.isnan(predicted):  # no sharpness measured: η̃ at each event instead
+            predicted = row["period_predicted_measured_threshold"]
         print(
             f"{row['run_id']:<12} {row['lr']:>8g} {row['wd']:>8g} {row['seed']:>4d} {row['regime']:>11} "
             f"{row['n_destabilizations']:>6d} {cli._fmt(row['period_measured'])} {cli._fmt(predicted)}"

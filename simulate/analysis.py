@@ -1,16 +1,19 @@
 """Measured against predicted periods, per configuration, and the frequency law across a grid.
 
 The same functions serve simulated and measured runs: they take the ρ and η̃ series of a run (the schema of
-:mod:`simulate.records`) and its hyper-parameters.
+:mod:`simulate.schema`) and its hyper-parameters.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy import stats
 
 import theory
-from simulate.detection import analyze_periodicity
+from simulate.detection import DEFAULT_WINDOW, analyze_periodicity
+from simulate.schema import NORM_CONTROLS
 
 
 def predicted_periods(elr: np.ndarray, events: np.ndarray, lr: float, wd: float, momentum: float, elr_critical):
@@ -56,47 +59,87 @@ def free_decay_rate(lr: float, wd: float, momentum: float = 0.0) -> float:
     return float(-np.log1p(-lr * wd) / (1.0 - momentum))
 
 
-def summarize(steps, si_norm, elr, *, lr, wd, momentum=0.0, eff_sharpness=None, loss=None, window=None) -> dict:
-    """One row of a sweep's summary for a single run.
+def summarize_run(
+    steps, series, *, lr, wd, momentum=0.0, lr_effective=None, norm_control="free", eff_sharpness=None, window=None
+) -> dict:
+    """The summary row of one run, simulated or measured: its periodicity and the period law's predictions.
+
+    The destabilisations are detected in ρ (:func:`simulate.detection.analyze_periodicity`, with the free decay
+    rate of ρ when λ > 0); at a fixed norm or a fixed η̃, where ρ is constant by construction, in the loss. The
+    period law (:func:`predicted_periods`) needs a free norm that weight decay shrinks: for fixed-norm, fixed-ELR
+    and λ = 0 runs its predictions are NaN.
 
     Parameters
     ----------
     steps : ndarray of int, shape (n_records,)
         Step of each record; records must be every step (period lengths are in steps).
-    si_norm, elr : ndarray, shape (n_records,)
-        ρ and η̃ per step; NaN from a divergence on.
+    series : dict of ndarray, shape (n_records,) each
+        ``si_norm``, ``elr`` and ``loss`` per step (:data:`simulate.schema.SERIES` names); NaN from a divergence on.
     lr, wd, momentum : float
-        η, λ, β of the run.
-    eff_sharpness : float or None
-        Effective sharpness of the minima, for the threshold η̃_c = 2(1−ηλ)/s̃; without it only the
+        η as configured, λ, β.
+    lr_effective : float, optional
+        The learning rate applied to the scale-invariant weights, when it is not ``lr`` (a fixed-ELR run).
+    norm_control : {"free", "fixed_norm", "fixed_elr"}
+        How ρ evolved (:data:`simulate.schema.NORM_CONTROLS`).
+    eff_sharpness : float, optional
+        Effective sharpness s̃ of the minima, for the threshold η̃_c = 2(1−ηλ)/s̃; without it only the
         measured-threshold prediction is made.
-    loss : ndarray or None
-        Loss per step, to tell convergence from equilibrium.
-    window : int or None
+    window : int, optional
         Samples a jump may take to rise (see :func:`simulate.detection.detect_destabilizations`).
 
     Returns
     -------
     dict
-        ``regime``, ``n_destabilizations``, measured period (mean, std, frequency and its bootstrap interval),
-        ``period_predicted`` and ``relative_error`` (sharpness threshold), the same with the measured threshold,
-        ``elr_critical`` and ``elr_at_destabilization``.
+        The :data:`simulate.schema.SUMMARY_FIELDS` of a run but ``run_id`` and the sharpness crossings; floats that
+        are undefined (a period of a run without periods) are NaN.
     """
+    steps = np.asarray(steps)
     if np.any(np.diff(steps) != 1):
-        raise ValueError("summarize needs a record at every step")
-    found = analyze_periodicity(si_norm, decay_rate=free_decay_rate(lr, wd, momentum), loss=loss, window=window)
-    measured = found.to_json()
-    row = {"lr": lr, "wd": wd, "momentum": momentum, "lr_wd": lr * wd, "period_measured": measured.pop("period")}
-    row.update(measured)
+        raise ValueError("summarize_run needs a record at every step")
+    if norm_control not in NORM_CONTROLS:
+        raise ValueError(f"norm_control must be one of {NORM_CONTROLS}; got {norm_control!r}")
+    lr_effective = lr if lr_effective is None else lr_effective
+    si_norm, elr, loss = (np.asarray(series[name], dtype=np.float64) for name in ("si_norm", "elr", "loss"))
+    free = norm_control == "free"
+    if free:
+        decay = free_decay_rate(lr_effective, wd, momentum) if wd > 0 else None
+        found = analyze_periodicity(si_norm, decay_rate=decay, loss=loss, window=window)
+    else:
+        found = analyze_periodicity(loss, kind="loss", window=window)
     events = np.asarray(found.events, dtype=int)
-    kept = slice(len(events) - 1 - len(found.periods), None)  # the transient interval, if dropped, comes first
-    elr_critical = None if eff_sharpness is None else float(theory.critical_elr(eff_sharpness, lr, wd))
+    diverged = ~(np.isfinite(loss) & np.isfinite(si_norm))
+    row = {
+        "lr": lr,
+        "lr_effective": lr_effective,
+        "wd": wd,
+        "momentum": momentum,
+        "lr_wd": lr_effective * wd,
+        "norm_control": norm_control,
+        "steps_trained": int(steps.size),
+        "diverged_at": int(steps[diverged.argmax()]) if diverged.any() else None,
+        "detected_on": "si_norm" if free else "loss",
+        "detection_window": DEFAULT_WINDOW if window is None else int(window),
+        "regime": found.regime,
+        "n_destabilizations": found.n_destabilizations,
+        "events": steps[events].tolist(),
+        "periods": found.periods.tolist(),
+        "period_measured": found.period,
+        "period_std": found.period_std,
+        "frequency": found.frequency,
+        "frequency_ci_low": found.frequency_ci[0],
+        "frequency_ci_high": found.frequency_ci[1],
+        "eff_sharpness": math.nan if eff_sharpness is None else float(eff_sharpness),
+    }
+    predictable = free and wd > 0
+    sharpness_known = predictable and math.isfinite(row["eff_sharpness"])
+    elr_critical = float(theory.critical_elr(row["eff_sharpness"], lr_effective, wd)) if sharpness_known else math.nan
     row["elr_critical"] = elr_critical
-    row["elr_at_destabilization"] = float(np.mean(elr[events])) if events.size else float("nan")
-    for suffix, threshold in (("", elr_critical), ("_measured_threshold", elr[events[1:]] if events.size else None)):
-        predicted = float("nan")
-        if threshold is not None and len(found.periods):
-            predicted = float(np.mean(predicted_periods(elr, events, lr, wd, momentum, threshold)[kept]))
+    row["elr_at_destabilization"] = float(np.mean(elr[events])) if events.size else math.nan
+    kept = slice(len(events) - 1 - len(found.periods), None)  # the transient interval, if dropped, comes first
+    for suffix, threshold in (("", elr_critical), ("_measured_threshold", elr[events[1:]])):
+        predicted = math.nan
+        if predictable and len(found.periods) and np.all(np.isfinite(threshold)):
+            predicted = float(np.mean(predicted_periods(elr, events, lr_effective, wd, momentum, threshold)[kept]))
         row[f"period_predicted{suffix}"] = predicted
         row[f"relative_error{suffix}"] = (predicted - found.period) / found.period
     return row

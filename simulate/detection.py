@@ -413,10 +413,6 @@ def _classify(x: np.ndarray, kind: str, events, decay_rate, loss) -> str:
     return _regime(scale * log_y, events, decay_rate)
 
 
-def _nan_to_none(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
-
-
 @dataclass(frozen=True, eq=False)
 class Periodicity:
     """Summary of the periodic behaviour of one run.
@@ -447,19 +443,6 @@ class Periodicity:
     frequency_ci: tuple[float, float]
     n_destabilizations: int
     regime: str
-
-    def to_json(self) -> dict:
-        """Plain Python types only (lists, ints, floats, str; None for NaN), ready for ``json.dumps``."""
-        return {
-            "events": [int(e) for e in self.events],
-            "periods": [float(p) for p in self.periods],
-            "period": _nan_to_none(self.period),
-            "period_std": _nan_to_none(self.period_std),
-            "frequency": _nan_to_none(self.frequency),
-            "frequency_ci": [_nan_to_none(f) for f in self.frequency_ci],
-            "n_destabilizations": int(self.n_destabilizations),
-            "regime": self.regime,
-        }
 
 
 def _summarise(events: np.ndarray, regime: str) -> Periodicity:

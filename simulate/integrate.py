@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 import theory
 from simulate.models import row_norms
-from simulate.records import SERIES
+from simulate.schema import SERIES
 
 MODES = ("free", "fixed_norm")
 

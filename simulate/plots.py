@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on these machines
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def plot_period_vs_lr_wd(rows: list[dict], path: Path) -> Path:
@@ -22,14 +19,15 @@ def plot_period_vs_lr_wd(rows: list[dict], path: Path) -> Path:
     """
 
     def column(key):
-        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+        return np.array([r[key] for r in rows], dtype=float)
 
     lr_wd, measured, spread = column("lr_wd"), column("period_measured"), column("period_std")
     predicted = column("period_predicted")
     at_measured = column("period_predicted_measured_threshold")
     if not np.isfinite(predicted).any():
         predicted = at_measured
-    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
+    fig = Figure(figsize=(5.5, 4.2), dpi=120)
+    ax = fig.subplots()
     ax.errorbar(lr_wd, measured, yerr=spread, fmt="o", color="C0", capsize=3, label="measured")
     ax.plot(
         lr_wd, predicted, "x", color="C3", markersize=8, label=r"period law, $\tilde\eta_c = 2(1-\eta\lambda)/\tilde s$"
@@ -52,5 +50,4 @@ def plot_period_vs_lr_wd(rows: list[dict], path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -1,8 +1,11 @@
-"""Plain files for runs, simulated or measured: one schema everywhere.
+"""Plain files for runs, simulated or measured, in the names of :mod:`simulate.schema`.
 
 A simulated run's series is a CSV file with a ``step`` column and one column per name in :data:`SERIES`; a
-trainer's is ``series.jsonl``, one record per step with the same names (ρ as ``rho``). :func:`read_series` reads
-both into one form, so that both go through the same analysis; configs and verdicts are JSON.
+trainer's is ``series.jsonl``, one record per step with the same names. :func:`read_series` reads both into one
+form (folders written before the schema, with ``rho`` for ρ, included), so that both go through the same analysis.
+
+This module is the one place where missing values change form: NaN (and ±inf, which JSON cannot hold) in memory
+is ``null`` in JSON; NaN is an empty cell in CSV. Readers turn them back into NaN.
 """
 
 from __future__ import annotations
@@ -10,55 +13,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-SERIES = ("loss", "si_norm", "grad_norm", "elr", "eff_grad_norm", "angular_update")
-"""Per-step series of every run: the loss of the step's (mini)batch; ρ = ‖w‖ of the scale-invariant weights
-before the step; ‖∇L_B‖ of the step's gradient; η̃ = η/ρ²; ‖g̃‖ = ρ‖∇L_B‖; the angle (radians) between w and w⁺."""
+from simulate.schema import EVAL_FIELDS, SERIES, SERIES_FIELDS, SUMMARY_FIELDS, current_name
 
-
-def write_series_csv(path: Path, steps: np.ndarray, series: dict) -> Path:
-    """Write ``step`` and the :data:`SERIES` columns (each shaped like ``steps``) to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = np.column_stack([steps, *(np.asarray(series[name], dtype=np.float64) for name in SERIES)])
-    header = ",".join(("step", *SERIES))
-    np.savetxt(path, columns, delimiter=",", header=header, comments="", fmt=["%d"] + ["%.17g"] * len(SERIES))
-    return path
-
-
-def read_series_csv(path: Path) -> tuple[np.ndarray, dict]:
-    """Inverse of :func:`write_series_csv`: ``(steps, {name: values})``."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle))
-    missing = {"step", *SERIES} - set(header)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    columns = {name: data[:, i] for i, name in enumerate(header)}
-    return columns["step"].astype(np.int64), {name: columns[name] for name in SERIES}
-
-
-TRAINER_NAMES = {"rho": "si_norm"}
-"""Names in a trainer's ``series.jsonl`` that differ from :data:`SERIES` (the trainer writes ρ as ``rho``)."""
-
-
-def read_series(path: Path) -> tuple[np.ndarray, dict]:
-    """``(steps, {name: values})`` of a simulated (``.csv``) or measured (``series.jsonl``) run, in one schema.
-
-    Non-finite values written by the trainer (``NaN``, ``Infinity``) come back as floats.
-    """
-    path = Path(path)
-    if path.suffix == ".csv":
-        return read_series_csv(path)
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    columns = {TRAINER_NAMES.get(key, key): key for key in (records[0] if records else {})}
-    missing = {"step", *SERIES} - set(columns)
-    if missing:
-        raise ValueError(f"{path}: missing fields {sorted(missing)}")
-    steps = np.array([r["step"] for r in records], dtype=np.int64)
-    return steps, {name: np.array([r[columns[name]] for r in records], dtype=np.float64) for name in SERIES}
+_FLOAT_NAMES = frozenset(
+    name for table in (SERIES_FIELDS, EVAL_FIELDS, SUMMARY_FIELDS) for name, f in table.items() if f.kind == "float"
+)
 
 
 def _plain(value):
@@ -74,8 +38,106 @@ def _plain(value):
     return value
 
 
-def write_json(path: Path, data) -> Path:
-    """Write ``data`` as indented JSON (numpy values converted, NaN and inf as null)."""
+def current_record(record: dict) -> dict:
+    """A record as read from a file in memory form: the schema's names (:data:`~simulate.schema.LEGACY_NAMES`
+    mapped), NaN for the null of a float field."""
+    record = {current_name(k): v for k, v in record.items()}
+    return {k: math.nan if v is None and k in _FLOAT_NAMES else v for k, v in record.items()}
+
+
+def _write_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
     return path
+
+
+def write_json(path: Path, data) -> Path:
+    """Write ``data`` as indented JSON (numpy values converted, NaN and ±inf as null), atomically."""
+    return _write_atomically(path, json.dumps(_plain(data), indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """Write one JSON object per line (NaN and ±inf as null), atomically."""
+    return _write_atomically(path, "".join(json.dumps(_plain(r), ensure_ascii=False) + "\n" for r in records))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file in memory form: schema names (legacy ones mapped), NaN for null floats.
+
+    Files written before the schema (``NaN`` and ``Infinity`` tokens, ``rho``) are read too.
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [current_record(json.loads(line)) for line in lines if line.strip()]
+
+
+def _cells(values) -> list[str]:
+    """CSV cells of one column: numbers in full precision, NaN and None empty, anything else as ``str``."""
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        return [str(v) for v in array.astype(np.int64).tolist()]
+    if array.dtype.kind == "f":
+        return np.where(np.isnan(array), "", np.char.mod("%.17g", array)).tolist()
+    return ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
+
+
+def write_csv(path: Path, columns: dict) -> Path:
+    """Write a table of equal-length columns (name -> values) as CSV, atomically; NaN and None are empty cells."""
+    names = list(columns)
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of unequal length: {sorted(lengths)}")
+    cells = [_cells(columns[name]) for name in names]
+    lines = [",".join(names), *(",".join(row) for row in zip(*cells, strict=True))]
+    return _write_atomically(path, "\n".join(lines) + "\n")
+
+
+def write_rows_csv(path: Path, rows: list[dict]) -> Path:
+    """Write dict rows as CSV: one column per key met (in order of first appearance), empty where a row lacks it."""
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    return write_csv(path, {name: [row.get(name) for row in rows] for name in names})
+
+
+def write_series_csv(path: Path, steps: np.ndarray, series: dict) -> Path:
+    """Write ``step`` and the :data:`SERIES` columns (each shaped like ``steps``) to ``path``."""
+    columns = {"step": np.asarray(steps, dtype=np.int64)}
+    columns |= {name: np.asarray(series[name], dtype=np.float64) for name in SERIES}
+    return write_csv(path, columns)
+
+
+def read_series_csv(path: Path) -> tuple[np.ndarray, dict]:
+    """Inverse of :func:`write_series_csv`: ``(steps, {name: values})``; empty cells (and ``nan``) are NaN."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = [current_name(name) for name in next(csv.reader(handle))]
+    missing = {"step", *SERIES} - set(header)
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    data = np.genfromtxt(path, delimiter=",", skip_header=1, ndmin=2, dtype=np.float64)
+    columns = {name: data[:, i] for i, name in enumerate(header)}
+    return columns["step"].astype(np.int64), {name: columns[name] for name in SERIES}
+
+
+def read_series(path: Path) -> tuple[np.ndarray, dict]:
+    """``(steps, {name: values})`` of a simulated (``.csv``) or measured (``series.jsonl``) run, in one schema.
+
+    Missing and non-finite values come back as floats (NaN, or ±inf where a file before the schema held them).
+    """
+    path = Path(path)
+    if path.suffix == ".csv":
+        return read_series_csv(path)
+    return series_arrays(read_jsonl(path), path)
+
+
+def series_arrays(records: list[dict], source="records") -> tuple[np.ndarray, dict]:
+    """``(steps, {name: values})`` of per-step records in memory form, one float64 array per :data:`SERIES` name.
+
+    ``source`` names them in the error for a missing field.
+    """
+    missing = {"step", *SERIES} - set(records[0] if records else ())
+    if missing:
+        raise ValueError(f"{source}: missing fields {sorted(missing)}")
+    steps = np.array([r["step"] for r in records], dtype=np.int64)
+    return steps, {name: np.array([r[name] for r in records], dtype=np.float64) for name in SERIES}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulate.analysis import frequency_slope, summarize
+from simulate.analysis import frequency_slope, summarize_run
 from simulate.integrate import integrate
 from simulate.plots import plot_period_vs_lr_wd
 from simulate.records import write_json, write_series_csv
@@ -19,12 +19,12 @@ def grid(lr, wd, momentum=(0.0,)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows[:, 0], rows[:, 1], rows[:, 2]
 
 
-def run_id(index: int, lr: float, wd: float, momentum: float) -> str:
-    """File-name-safe identifier of one configuration of a grid."""
+def config_label(index: int, lr: float, wd: float, momentum: float) -> str:
+    """File-name-safe name of one configuration of a grid: its row's ``run_id`` and its series file's stem."""
     return f"{index:03d}_lr{lr:g}_wd{wd:g}_m{momentum:g}"
 
 
-def run_sweep(
+def simulate_grid(
     model,
     lr,
     wd,
@@ -43,8 +43,9 @@ def run_sweep(
     Returns
     -------
     dict
-        The summary: ``model``, ``steps``, ``rows`` (one per configuration, see
-        :func:`simulate.analysis.summarize`) and the fitted ``frequency_slope`` over the periodic rows.
+        The summary: ``model``, ``mode``, ``steps``, ``seed``, ``si_norm0``, ``rows`` (one per configuration:
+        ``run_id`` and :func:`simulate.analysis.summarize_run`) and the fitted ``frequency_slope`` over the periodic
+        rows.
     """
     lrs, wds, moms = grid(lr, wd, momentum)
     trajectory = integrate(
@@ -54,20 +55,19 @@ def run_sweep(
     rows = []
     for i, (eta, lam, beta) in enumerate(zip(lrs, wds, moms, strict=True)):
         series = {name: values[i] for name, values in trajectory.series.items()}
-        name = run_id(i, eta, lam, beta)
+        name = config_label(i, eta, lam, beta)
         write_series_csv(out / "series" / f"{name}.csv", trajectory.steps, series)
-        row = summarize(
+        row = summarize_run(
             trajectory.steps,
-            series["si_norm"],
-            series["elr"],
-            lr=eta,
-            wd=lam,
-            momentum=beta,
+            series,
+            lr=float(eta),
+            wd=float(lam),
+            momentum=float(beta),
+            norm_control=mode,
             eff_sharpness=sharpness,
-            loss=series["loss"],
             window=window,
         )
-        rows.append({"run": name, **row, "diverged_at": int(trajectory.diverged_at[i])})
+        rows.append({"run_id": name, **row})
     periodic = [r for r in rows if r["regime"] == "periodic"]
     summary = {
         "model": model.name,
@@ -75,8 +75,6 @@ def run_sweep(
         "steps": steps,
         "seed": seed,
         "si_norm0": si_norm0,
-        "detection_window": window,
-        "eff_sharpness": sharpness,
         "rows": rows,
         "frequency_slope": frequency_slope([r["lr_wd"] for r in periodic], [r["frequency"] for r in periodic]),
     }

@@ -333,7 +333,7 @@ def test_effective_sharpness_scale_invariant(c):
     base = effective_sharpness(model, batches, tol=1e-10)  # SI group found automatically
     assert base["n_params"] == sum(p.numel() for p in params)
     rho = float(torch.cat([p.detach().reshape(-1) for p in params]).norm())
-    assert abs(base["rho"] - rho) <= 1e-12 * rho
+    assert abs(base["si_norm"] - rho) <= 1e-12 * rho
     assert base["eff_sharpness"] == pytest.approx(rho**2 * base["sharpness"], rel=1e-12)
 
     scaled = _scaled_copy(model, names, c)
@@ -341,7 +341,7 @@ def test_effective_sharpness_scale_invariant(c):
     out = effective_sharpness(scaled, batches, sparams, tol=1e-10)
     assert out["eff_sharpness"] == pytest.approx(base["eff_sharpness"], rel=1e-6)
     assert out["sharpness"] == pytest.approx(base["sharpness"] / c**2, rel=1e-6)
-    assert out["rho"] == pytest.approx(c * base["rho"], rel=1e-12)
+    assert out["si_norm"] == pytest.approx(c * base["si_norm"], rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------------------------

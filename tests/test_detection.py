@@ -8,8 +8,6 @@ separately. Accuracy asserted: without noise every event exactly at its index (t
 (At σ ≤ 1/12 of the smallest jump, about 1 in 1000 examples drawn at the edges of these ranges fails.)
 """
 
-import json
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -261,12 +259,9 @@ def test_analyze_periodicity():
     with pytest.raises(ValueError, match="read-only"):
         result.events[0] = 0
 
-    decoded = json.loads(json.dumps(result.to_json()))
-    assert decoded["events"] == result.events.tolist() and decoded["regime"] == "periodic"
-
     quiet = det.analyze_periodicity(np.exp(-decay * np.arange(500)), decay_rate=decay)
     assert quiet.regime == "convergent" and quiet.n_destabilizations == 0
-    assert quiet.to_json()["period"] is None and quiet.to_json()["frequency_ci"] == [None, None]
+    assert np.isnan(quiet.period) and np.isnan(quiet.frequency_ci).all()
 
     batch = det.analyze_periodicity(np.stack([rho, rho**2]), decay_rate=[decay, 2 * decay], loss=np.ones((2, 3)))
     assert [r.regime for r in batch] == ["periodic", "periodic"]

@@ -13,11 +13,12 @@ from numpy.testing import assert_allclose
 
 import theory
 from paper_checks.cli import main
-from simulate.analysis import frequency_slope, predicted_periods, summarize, threshold_crossings
+from simulate.analysis import frequency_slope, predicted_periods, summarize_run, threshold_crossings
 from simulate.integrate import initial_weights, integrate, lr_for_fixed_elr
 from simulate.models import RayleighQuotient, SoftmaxRegression
 from simulate.norm_map import replay_elr, replay_si_norm
-from simulate.records import SERIES, read_series_csv, write_json, write_series_csv
+from simulate.records import read_series_csv, write_json, write_series_csv
+from simulate.schema import SERIES
 
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -150,9 +151,7 @@ def test_the_three_regimes_side_by_side():
     ]:
         run = integrate(model, lr, wd, steps=steps, si_norm0=si_norm0)
         s = {k: v[0] for k, v in run.series.items()}
-        rows[label] = summarize(
-            run.steps, s["si_norm"], s["elr"], lr=lr, wd=wd, eff_sharpness=model.eff_sharpness, loss=s["loss"]
-        )
+        rows[label] = summarize_run(run.steps, s, lr=lr, wd=wd, eff_sharpness=model.eff_sharpness)
         rows[label]["final_si_norm"] = s["si_norm"][-1]
         rows[label]["rms_eff_grad_norm"] = np.sqrt(np.mean(s["eff_grad_norm"][steps // 2 :] ** 2))
     assert {label: row["regime"] for label, row in rows.items()} == {k: k for k in rows}
@@ -179,13 +178,13 @@ class _BreaksAt:
 
 
 def test_a_diverging_config_is_reported_and_the_others_finish(tmp_path):
-    from simulate.sweep import run_sweep
+    from simulate.sweep import simulate_grid
 
-    summary = run_sweep(_BreaksAt(50), [1.0], [0.005, 0.01], steps=400, out=tmp_path, progress=False)
+    summary = simulate_grid(_BreaksAt(50), [1.0], [0.005, 0.01], steps=400, out=tmp_path, progress=False)
     first, second = summary["rows"]
     assert second["regime"] == "divergent" and second["diverged_at"] == 50
-    assert first["regime"] != "divergent" and first["diverged_at"] == -1
-    steps, series = read_series_csv(tmp_path / "series" / f"{second['run']}.csv")
+    assert first["regime"] != "divergent" and first["diverged_at"] is None
+    steps, series = read_series_csv(tmp_path / "series" / f"{second['run_id']}.csv")
     assert np.isnan(series["si_norm"][steps >= 50]).all() and np.isfinite(series["si_norm"][steps < 50]).all()
 
 

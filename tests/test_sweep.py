@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import time
@@ -166,6 +167,9 @@ def test_runs_without_decay_or_at_fixed_norm_keep_the_trainers_detection_and_pre
     for spec, summary, row in zip(specs, summaries, rows, strict=True):
         assert row["run_id"] == run_id(spec) and row["detected_on"] == summary["detected_on"]
         assert (row["regime"], row["n_destabilizations"]) == (summary["regime"], summary["n_destabilizations"])
-        assert "period_predicted" not in row
+        assert math.isnan(row["period_predicted"]) and math.isnan(row["period_predicted_measured_threshold"])
+    assert [row["norm_control"] for row in rows] == ["free", "fixed_norm"]
     with open(tmp_path / "sweep.csv", newline="", encoding="utf-8") as handle:
-        assert [r["run_id"] for r in csv.DictReader(handle)] == [run_id(spec) for spec in specs]
+        table = list(csv.DictReader(handle))
+    assert [r["run_id"] for r in table] == [run_id(spec) for spec in specs]
+    assert all(r["period_predicted"] == "" for r in table)  # NaN in memory, an empty cell in the file

@@ -18,6 +18,7 @@ from empirical.nets import build_model
 from empirical.runs import RunSpec, build_trainer
 from empirical.trainer import DENSE_BAND, TrainConfig, Trainer
 from paper_checks.cli import main
+from simulate.schema import SERIES, SERIES_FIELDS, SUMMARY_FIELDS, validate
 
 EXACT_EPS = torch.finfo(torch.float64).tiny  # BatchNorm's eps breaks exact scale invariance; tiny is 0 in effect
 
@@ -52,7 +53,7 @@ def test_norm_recursion_predicts_every_step(digits, tmp_path):
     lr, wd = 0.5, 5e-3
     trainer = Trainer(_model(digits), digits, TrainConfig(lr=lr, wd=wd, steps=60, batch_size=64), tmp_path)
     trainer.run(progress=False)
-    rho, grad = _series(trainer, "rho"), _series(trainer, "grad_norm")
+    rho, grad = _series(trainer, "si_norm"), _series(trainer, "grad_norm")
     assert_allclose(rho[1:] ** 2, theory.si_norm_after_step(rho[:-1], grad[:-1], lr, wd) ** 2, rtol=1e-10)
     assert_allclose(_series(trainer, "elr"), lr / rho**2, rtol=1e-13)
     no_momentum = theory.angular_update(_series(trainer, "elr"), _series(trainer, "eff_grad_norm"), lr, wd)
@@ -62,7 +63,7 @@ def test_norm_recursion_predicts_every_step(digits, tmp_path):
 def test_fixed_norm_and_fixed_elr_keep_the_norm(digits, tmp_path):
     fixed = Trainer(_model(digits), digits, TrainConfig(lr=0.5, wd=5e-3, steps=30, fix_norm=3.0), tmp_path / "a")
     fixed.run(progress=False)
-    assert_allclose(_series(fixed, "rho"), 3.0, rtol=1e-12)
+    assert_allclose(_series(fixed, "si_norm"), 3.0, rtol=1e-12)
     elr = Trainer(_model(digits), digits, TrainConfig(lr=1.0, wd=5e-3, steps=30, fix_elr=0.02), tmp_path / "b")
     elr.run(progress=False)
     assert_allclose(_series(elr, "elr"), 0.02, rtol=1e-12)
@@ -150,7 +151,7 @@ def test_bnwd_train_writes_its_files(tmp_path, capsys):
     assert main(argv) == 0
     assert "regime" in capsys.readouterr().out
     series = [json.loads(line) for line in (out / "series.jsonl").read_text().splitlines()]
-    assert len(series) == 150 and {"step", "loss", "acc", "rho", "elr", "eff_grad_norm", "angular_update"} <= set(
+    assert len(series) == 150 and {"step", "loss", "acc", "si_norm", "elr", "eff_grad_norm", "angular_update"} <= set(
         series[0]
     )
     evals = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
@@ -198,16 +199,16 @@ def test_bnwd_train_prints_elr_times_sharpness_before_each_destabilisation(tmp_p
 
 
 def test_a_measured_run_goes_through_the_simulated_runs_analysis(digits, tmp_path):
-    from simulate.analysis import summarize
-    from simulate.records import SERIES, read_series
+    from simulate.analysis import summarize_run
+    from simulate.records import read_series
 
     trainer = Trainer(_model(digits), digits, TrainConfig(lr=1.0, wd=0.01, steps=120), tmp_path)
     trainer.run(progress=False)
     steps, series = read_series(tmp_path / "series.jsonl")
     assert set(series) == set(SERIES) and np.array_equal(steps, np.arange(120))
-    assert_allclose(series["si_norm"], _series(trainer, "rho"))
-    row = summarize(steps, series["si_norm"], series["elr"], lr=1.0, wd=0.01, loss=series["loss"])
-    assert row["n_destabilizations"] == trainer.summary()["n_destabilizations"]
+    assert_allclose(series["si_norm"], _series(trainer, "si_norm"))
+    row = summarize_run(steps, series, lr=1.0, wd=0.01)
+    assert json.dumps(row) == json.dumps(trainer.summary())  # NaN included
 
 
 def test_with_momentum_no_threshold_of_plain_gd_is_reported(tmp_path):
@@ -240,7 +241,7 @@ def test_sharpness_is_recorded_and_reported_before_each_destabilisation(tmp_path
     assert {r["step"] for r in measured} >= set(range(0, 110, every))
     for r in measured:
         assert r["elr_times_sharpness"] == pytest.approx(r["elr"] * r["eff_sharpness"], rel=1e-12)
-        assert r["eff_sharpness"] == pytest.approx(r["sharpness"] * r["rho"] ** 2, rel=1e-6)
+        assert r["eff_sharpness"] == pytest.approx(r["sharpness"] * r["si_norm"] ** 2, rel=1e-6)
     # off the cadence, a measurement is taken exactly when η̃ times the last measured s̃ is in the dense band, and
     # every K/5 steps above it
     threshold, last, where = 2 * (1 - lr * wd), None, []
@@ -258,6 +259,15 @@ def test_sharpness_is_recorded_and_reported_before_each_destabilisation(tmp_path
     before = summary["elr_times_sharpness_before_destabilization"]
     assert [b["event"] for b in before] == summary["events"] and summary["events"]
     assert all(b["last_measured_at"] <= b["event"] for b in before)
+    written = (tmp_path / "straight" / "series.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in written:
+        validate(json.loads(line), SERIES_FIELDS, required=("step", *SERIES))
+    written = json.loads((tmp_path / "straight" / "summary.json").read_text(encoding="utf-8"))
+    validate(
+        written,
+        SUMMARY_FIELDS,
+        required=("elr_times_sharpness_threshold", "elr_times_sharpness_before_destabilization"),
+    )
 
     # resumed inside a dense window, the run measures at the same steps (Lanczos restarts cold: values to 1e-3)
     first_dense = next(r["step"] for r in measured if r["step"] % every)
