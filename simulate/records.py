@@ -75,10 +75,11 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def _cells(values) -> list[str]:
-    """CSV cells of one column: numbers in full precision, NaN and None empty, anything else as ``str``."""
+    """CSV cells of one column: numbers in full precision, NaN and None empty, anything else (a flag: ``True``) as
+    ``str``."""
     array = np.asarray(values)
-    if array.dtype.kind in "iub":
-        return [str(v) for v in array.astype(np.int64).tolist()]
+    if array.dtype.kind in "iu":
+        return [str(v) for v in array.tolist()]
     if array.dtype.kind == "f":
         return np.where(np.isnan(array), "", np.char.mod("%.17g", array)).tolist()
     return ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]

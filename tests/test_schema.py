@@ -207,6 +207,7 @@ def test_pandas_reads_every_file_as_written(measured, tmp_path):
     aggregate([MEASURED], measured.parent)
     table = pd.read_csv(measured.parent / "sweep.csv")
     assert table["run_id"].tolist() == [run_id(MEASURED)] and np.isnan(table["period_predicted"][0])
+    assert table["full_batch"].dtype == bool and table["steps_trained"].tolist() == [MEASURED.steps]
     steps = np.arange(4)
     columns = {name: np.array([1.0, np.nan, 2.0, 3.0]) for name in SERIES}
     frame = pd.read_csv(write_series_csv(tmp_path / "s.csv", steps, columns))
