@@ -21,6 +21,7 @@ import torch
 from empirical.data import load_dataset
 from empirical.nets import build_model
 from empirical.trainer import TrainConfig, Trainer, summarize_records
+from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.records import read_jsonl, series_arrays
 
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
@@ -131,10 +132,11 @@ class MeasuredRun:
     summary: dict
 
 
-def read_run(out: Path) -> MeasuredRun:
-    """Read the finished run in ``out``; its summary is computed from its records (what the trainer wrote in
-    ``summary.json``, for a folder written by this version; folders written before, with ``rho`` for ρ, are read
-    in today's names and analysis). ``ValueError`` for a folder without a finished run."""
+def read_run(out: Path, settings=DEFAULT_SETTINGS) -> MeasuredRun:
+    """Read the finished run in ``out``; its summary is computed from its records with the detector's ``settings``
+    (with the defaults, what the trainer wrote in ``summary.json``, for a folder written by this version; folders
+    written before, with ``rho`` for ρ, are read in today's names and analysis). ``ValueError`` for a folder without
+    a finished run."""
     out = Path(out)
     if not is_finished(out):
         raise ValueError(f"{out}: no finished run there (no summary.json)")
@@ -142,7 +144,7 @@ def read_run(out: Path) -> MeasuredRun:
     records = read_jsonl(out / "series.jsonl")
     steps, series = series_arrays(records, out / "series.jsonl")
     evals = read_jsonl(out / "eval.jsonl")
-    return MeasuredRun(out, config, steps, series, records, evals, summarize_records(config, records))
+    return MeasuredRun(out, config, steps, series, records, evals, summarize_records(config, records, settings))
 
 
 def train_run(spec: RunSpec, out: Path, *, progress: bool = False) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from empirical.runs import RunSpec, is_finished, read_run, run_id, train_run
-from simulate.analysis import frequency_slope
+from simulate.analysis import frequency_slope_band
 from simulate.plots import plot_period_vs_lr_wd
 from simulate.records import write_rows_csv
 
@@ -229,12 +229,13 @@ def run_sweep(specs: list[RunSpec], out: Path, client, *, retries: int = RETRIES
     return result
 
 
-def run_row(spec: RunSpec, path: Path) -> dict:
-    """The table row of the finished run in ``path``: ``run_id``, the spec's fields, then the scalars of its summary
+def run_row(spec: RunSpec, summary: dict) -> dict:
+    """The table row of a finished run: ``run_id``, the spec's fields, then the scalars of its ``summary``
     (:func:`empirical.runs.read_run`: :func:`simulate.analysis.summarize_run` of its records, the row a simulated
-    run has too); the per-run lists (``events``, ``periods``, …) stay in the run's ``summary.json``."""
-    summary = read_run(path).summary
-    return {"run_id": run_id(spec), **asdict(spec), **{k: v for k, v in summary.items() if not isinstance(v, list)}}
+    run has too); the per-run lists and tables (``events``, ``periods``, ``detection_band``, …) stay in the run's
+    ``summary.json``."""
+    scalars = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
+    return {"run_id": run_id(spec), **asdict(spec), **scalars}
 
 
 def aggregate(specs: list[RunSpec], out: Path) -> dict:
@@ -244,15 +245,13 @@ def aggregate(specs: list[RunSpec], out: Path) -> dict:
     Returns
     -------
     dict
-        ``rows`` and the ``frequency_slope`` of log frequency against log ηλ over the periodic runs
-        (:func:`simulate.analysis.frequency_slope`; the theory's slope is 1).
+        ``rows`` and the ``frequency_slope`` of log frequency against log ηλ over the periodic runs, with its range
+        over the detector's band (:func:`simulate.analysis.frequency_slope_band`; the theory's slope is 1).
     """
     out = Path(out)
-    rows = [run_row(spec, out / run_id(spec)) for spec in specs if is_finished(out / run_id(spec))]
+    finished = [spec for spec in specs if is_finished(out / run_id(spec))]
+    summaries = [read_run(out / run_id(spec)).summary for spec in finished]
+    rows = [run_row(spec, summary) for spec, summary in zip(finished, summaries, strict=True)]
     write_rows_csv(out / "sweep.csv", rows)
     plot_period_vs_lr_wd(rows, out / "period_vs_etalambda.png")
-    periodic = [row for row in rows if row["regime"] == "periodic"]
-    return {
-        "rows": rows,
-        "frequency_slope": frequency_slope([r["lr_wd"] for r in periodic], [r["frequency"] for r in periodic]),
-    }
+    return {"rows": rows, "frequency_slope": frequency_slope_band(summaries)}

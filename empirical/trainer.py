@@ -27,6 +27,7 @@ from empirical.curvature import effective_sharpness
 from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from empirical.scale_invariance import find_si_groups, si_parameters
 from simulate.analysis import summarize_run, threshold_crossings
+from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.records import current_record, series_arrays, write_json, write_jsonl
 
 DENSE_BAND = (0.8, 1.5)
@@ -81,7 +82,7 @@ def stability_threshold(lr: float, wd: float) -> float:
     return 2 * (1 - lr * wd)
 
 
-def summarize_records(config: dict, records: list[dict]) -> dict:
+def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTINGS) -> dict:
     """The summary of a measured run: :func:`simulate.analysis.summarize_run` of its records, with what the trainer
     knows besides.
 
@@ -97,6 +98,8 @@ def summarize_records(config: dict, records: list[dict]) -> dict:
         The run's ``config.json`` (``lr``, ``wd``, ``momentum``, ``lr_effective``, ``fix_norm``, ``fix_elr``).
     records : list of dict
         Its per-step records in memory form (:func:`simulate.records.read_jsonl` of ``series.jsonl``).
+    settings : DetectorSettings
+        The detector's settings (:mod:`simulate.destabilization`).
 
     Returns
     -------
@@ -121,6 +124,7 @@ def summarize_records(config: dict, records: list[dict]) -> dict:
         lr_effective=lr,
         norm_control=norm_control,
         eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
+        settings=settings,
     )
     if measured and not momentum:
         threshold = stability_threshold(lr, wd)

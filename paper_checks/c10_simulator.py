@@ -31,6 +31,7 @@ from simulate.models import RayleighQuotient
 
 CLAIM = "C10"
 TITLE = "The simulator, fed the measured post-jump η̃ and threshold, gives the measured period at the same η, λ"
+HEADLINE = ("relative_difference",)
 
 _TOLERANCES = {
     "period_tolerance": 0.15,  # |mean simulated − mean measured| / mean measured

@@ -25,6 +25,7 @@ from paper_checks.figures import four_panels
 
 CLAIM = "C1"
 TITLE = "SGD with BN + weight decay at constant lr is periodic: ρ shrinks between destabilisations, jumps at them"
+HEADLINE = ("n_destabilizations", "period")
 
 _TOLERANCES = {"min_destabilizations": 3, "min_shrink_fraction": 0.8, "min_rho_jump": 1.2, "min_loss_spike": 10.0}
 SETTINGS = {

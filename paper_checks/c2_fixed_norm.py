@@ -10,10 +10,11 @@ at chance level), so "no destabilisation" would be empty. The fixed norm is ther
 rounded to 3 significant digits so that the run id is stable.
 
 With ρ constant there is no norm jump to detect: both runs are compared on their loss, with the same detection
-(:func:`simulate.detection.analyze_periodicity`, ``kind="loss"``) and a stated smallest spike,
+(:func:`simulate.detection.detect_destabilizations`, ``kind="loss"``) and a stated smallest spike,
 ``min_loss_spike`` (×100: a destabilisation sends the loss up by ×10²–10⁴ in the paper). The detector's own
 noise threshold is not used for the verdict: a converged loss of ~1e-4 has bursts of ×10–30 that it flags (its
-documented limit in a noisy equilibrium); those counts (the trainer's summary of the fixed run) are reported too.
+documented limit in a noisy equilibrium); those counts, and the fixed run's summary (regime ``fixed_norm``, its
+loss spikes by :func:`simulate.destabilization.spike_events`), are reported too.
 The claim holds when the free run has at least ``min_free_destabilizations`` destabilisations on ρ and as many
 loss spikes, the fixed run at most ``max_fixed_destabilizations`` loss spikes, and the fixed run trains (final
 loss at most ``max_fixed_loss_ratio`` of its initial loss).
@@ -27,10 +28,11 @@ from matplotlib.figure import Figure
 import paper_checks.c1_periodic as c1
 from paper_checks.common import CheckContext, Run, Verdict
 from paper_checks.figures import draw_rho, positive, run_label, save_figure
-from simulate.detection import analyze_periodicity
+from simulate.detection import detect_destabilizations
 
 CLAIM = "C2"
 TITLE = "With the SI weight norm fixed, the destabilisations disappear: the norm dynamics cause them"
+HEADLINE = ("free_destabilizations",)
 
 SETTINGS = {
     scale: {
@@ -49,7 +51,7 @@ SETTINGS["tiny"]["min_free_destabilizations"] = 2
 def loss_spikes(run: Run, min_jump: float | None) -> int:
     """Destabilisations detected on the loss of ``run`` with smallest spike ``exp(min_jump)`` (None: the
     detector's noise threshold)."""
-    return int(analyze_periodicity(run.series["loss"], kind="loss", min_jump=min_jump).n_destabilizations)
+    return int(detect_destabilizations(run.series["loss"], "loss", min_jump=min_jump).size)
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

@@ -20,6 +20,7 @@ from simulate.plots import plot_period_vs_lr_wd
 
 CLAIM = "C3"
 TITLE = "Frequency of destabilisations ∝ ηλ (slope 1 in log-log); equal ηλ with different η, λ gives equal periods"
+HEADLINE = ("slope",)
 
 _SMALL_RUN = {"model": "convnet_si", "width": 8, "data": "digits", "batch_size": 128, "eval_points": 2}
 _PAPER_RUN = {"model": "convnet_si", "width": 32, "data": "cifar10", "batch_size": 128, "eval_points": 20}

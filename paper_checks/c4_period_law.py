@@ -21,6 +21,7 @@ from simulate.analysis import predicted_periods
 
 CLAIM = "C4"
 TITLE = "The period law with the measured η̃ after each jump and the measured threshold predicts each period"
+HEADLINE = ("median_abs_relative_error",)
 
 _TOLERANCES = {
     # Median over all periods of |predicted − measured| / measured. Events are placed to about ±1 step, and the

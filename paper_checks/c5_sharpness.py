@@ -30,6 +30,7 @@ from paper_checks.common import CheckContext, Verdict
 
 CLAIM = "C5"
 TITLE = "A destabilisation happens when η̃·s̃ crosses 2(1−ηλ) (full-batch GD)"
+HEADLINE = ("n_events",)
 
 _RUN = {"model": "convnet_si", "width": 8, "data": "digits", "full_batch": True, "batch_size": 128, "eval_points": 0}
 _DECISION = {

@@ -1,8 +1,8 @@
 """C8: the periodic behaviour survives the practical setting.
 
 All parameters trained (affine BatchNorm and the head too, with the same learning rate), heavy-ball momentum 0.9 and
-data augmentation. Momentum changes the free decay of ρ to ≈ ``1 − ηλ/(1−β)`` per step, which the trainer's summary
-takes into account (:func:`simulate.analysis.free_decay_rate`). Measured and judged like C1
+data augmentation. Momentum changes the free decay of ρ to ≈ ``1 − ηλ/(1−β)`` per step, which the detection takes
+into account (the jump floor of :mod:`simulate.destabilization` is in steps of that decay). Measured and judged like C1
 (:func:`paper_checks.c1_periodic.periodic_numbers` with the thresholds of these settings); the loss spike is
 reported but not judged: augmentation makes the minibatch loss noisy, and the claim here is only that the periods
 persist.
@@ -19,6 +19,7 @@ from paper_checks.figures import four_panels
 
 CLAIM = "C8"
 TITLE = "Still periodic in the practical setting: all parameters trained, affine BN, momentum 0.9, augmentation"
+HEADLINE = ("n_destabilizations", "period")
 
 # No bound on the loss spike: augmentation makes the minibatch loss noisy, and the claim is only that periods persist.
 _TOLERANCES = {"min_destabilizations": 3, "min_shrink_fraction": 0.8, "min_rho_jump": 1.2}

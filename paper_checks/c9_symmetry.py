@@ -33,6 +33,7 @@ from paper_checks.common import CheckContext, Verdict
 
 CLAIM = "C9"
 TITLE = "The symmetry (η, λ, ρ₀) → (cη, λ/c, √c·ρ₀) leaves every direction w/ρ of a real net unchanged"
+DETECTOR_BAND = "not evaluated: the check detects no destabilisation"
 
 _RUN = {"model": "convnet_si", "width": 8, "data": "digits", "batch_size": 128, "dtype": "float64", "eval_points": 0}
 

@@ -113,6 +113,7 @@ def _positive_int(text: str) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from simulate.destabilization import DetectorSettings
     from simulate.models import RayleighQuotient, SoftmaxRegression
     from simulate.sweep import simulate_grid
 
@@ -136,21 +137,19 @@ def _simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         si_norm0=args.si_norm0,
         mode=args.mode,
-        window=args.window,
+        settings=DetectorSettings(window=args.window),
     )
-    print(f"{'lr':>8} {'wd':>8} {'mom':>5} {'regime':>11} {'events':>6} {'period':>9} {'predicted':>9} {'rel.err':>8}")
+    print(
+        f"{'lr':>8} {'wd':>8} {'mom':>5} {'regime':>12} {'events':>6} {'period':>9} {'band':>15} {'predicted':>9} "
+        f"{'rel.err':>8}"
+    )
     for row in summary["rows"]:
         print(
-            f"{row['lr']:>8g} {row['wd']:>8g} {row['momentum']:>5g} {row['regime']:>11} "
-            f"{row['n_destabilizations']:>6d} {_fmt(row['period_measured'])} {_fmt(row['period_predicted'])} "
-            f"{_fmt(row['relative_error'], 8, '+.1%')}"
+            f"{row['lr']:>8g} {row['wd']:>8g} {row['momentum']:>5g} {row['regime']:>12} "
+            f"{row['n_destabilizations']:>6d} {_fmt(row['period_measured'])} {band_text(row):>15} "
+            f"{_fmt(row['period_predicted'])} {_fmt(row['relative_error'], 8, '+.1%')}"
         )
-    fit = summary["frequency_slope"]
-    print(
-        f"slope of log frequency vs log ηλ: {_fmt(fit['slope'], 0, '.3f')} "
-        f"(95% CI {_fmt(fit['slope_ci'][0], 0, '.3f')} … {_fmt(fit['slope_ci'][1], 0, '.3f')}, "
-        f"{fit['n_points']} periodic configs; theory: 1)"
-    )
+    print(slope_text(summary["frequency_slope"], "configs"))
     print(f"wrote {args.out / 'summary.json'}, {args.out / 'period_vs_etalambda.png'} and {args.out / 'series'}/")
     return 0
 
@@ -179,10 +178,15 @@ def _train(args: argparse.Namespace) -> int:
     summary = trainer.run(progress=True)
     last = trainer.series[-1]
     print(
-        f"{summary['steps_trained']} steps; regime {summary['regime']}, "
-        f"{summary['n_destabilizations']} destabilisations; "
-        f"final loss {last['loss']:.4g}, rho {last['si_norm']:.4g}, elr {last['elr']:.4g}"
+        f"{summary['steps_trained']} steps; final loss {last['loss']:.4g}, rho {last['si_norm']:.4g}, "
+        f"elr {last['elr']:.4g}\nregime {summary['regime']}: {summary['regime_rule']}"
     )
+    if summary["detection_band"]:  # an undetermined series has no detection to report
+        print(
+            f"{summary['n_destabilizations']} destabilisations on {summary['detected_on']} (rise time "
+            f"{summary['detection_window']} steps), mean period {_fmt(summary['period_measured'], 0)} steps "
+            f"(over the detector's band {band_text(summary)})"
+        )
     _print_crossings(summary)
     print(f"wrote {args.out / 'config.json'}, series.jsonl, eval.jsonl and summary.json")
     return 0
@@ -268,6 +272,21 @@ def _fmt(value, width: int = 9, spec: str = ".1f") -> str:
     return f"{text:>{width}}"
 
 
+def band_text(row: dict) -> str:
+    """The mean period's min–max over the detector's sensitivity band, e.g. ``98.2–143.1``."""
+    return f"{_fmt(row['period_band_low'], 0)}–{_fmt(row['period_band_high'], 0)}"
+
+
+def slope_text(fit: dict, what: str) -> str:
+    """One line: the slope of log frequency against log ηλ, its interval and its range over the detector's band."""
+    low, high = fit["slope_ci"]
+    return (
+        f"slope of log frequency vs log ηλ: {_fmt(fit['slope'], 0, '.3f')} (95% CI {_fmt(low, 0, '.3f')} … "
+        f"{_fmt(high, 0, '.3f')}; {_fmt(fit['slope_band_low'], 0, '.3f')} … {_fmt(fit['slope_band_high'], 0, '.3f')} "
+        f"over the detector's band; {fit['n_points']} periodic {what}; theory: 1)"
+    )
+
+
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Add every ``bnwd train`` option except ``--lr``, ``--wd``, ``--seed``, ``--out`` and ``--resume`` (shared with
     ``bnwd sweep``, where those become grids or are implied); their ``dest`` names are the
@@ -346,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--batch-size", type=_positive_int, default=None, help="softmax: minibatch size (default: full)")
     sim.add_argument("--logit-scale", type=_positive_number, default=10.0, help="softmax: logit norm s")
     sim.add_argument(
-        "--window", type=_positive_int, default=None, help="steps a destabilisation may take to rise (default: 5)"
+        "--window", type=_positive_int, default=None, help="steps a jump may take to rise (default: measured per run)"
     )
     sim.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     sim.add_argument("--out", type=Path, default=Path("runs/simulate"), help="output folder (default: %(default)s)")

@@ -6,7 +6,12 @@ A check is a module ``paper_checks/cN_<name>.py`` defining
 - ``SETTINGS``: a dict ``{"tiny": {...}, "small": {...}, "paper": {...}}`` of the sizes it runs at (``tiny``: the
   tests, seconds; ``small``: ``bnwd check`` on 2 CPU cores, minutes; ``paper``: the paper's setting, a GPU),
 - ``run(ctx: CheckContext, settings: dict) -> Verdict``: measure, decide against the tolerances stated in
-  ``settings`` (and in the verdict), draw its figure into ``ctx.out``.
+  ``settings`` (and in the verdict), draw its figure at ``ctx.figure_path(CLAIM)``;
+- optionally ``DETECTOR_BAND``: a sentence saying why the verdict is not recomputed across the detector's
+  sensitivity band (a check that detects nothing, or one whose every setting would cost a new run). Every other
+  check runs once per setting of :data:`simulate.destabilization.SENSITIVITY_BAND` (its runs' summaries at that
+  setting); a verdict that passes at some settings and fails at others is *fragile* and does not pass;
+- optionally ``HEADLINE``: the keys of ``numbers`` whose min–max over the band the summary states.
 
 Runs go through :meth:`CheckContext.train`, which keeps each run in ``<out>/runs/<run_id>/``: checks that ask for
 the same :class:`~empirical.runs.RunSpec` share one run, and a second ``bnwd check`` on the same folder trains
@@ -15,11 +20,15 @@ nothing it has already trained.
 
 from __future__ import annotations
 
+import math
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run
+from empirical.trainer import summarize_records
+from simulate.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, DetectorSettings
 
 SCALES = ("tiny", "small", "paper")
 
@@ -30,7 +39,9 @@ class Verdict:
 
     ``numbers`` holds what was measured (plain JSON values), ``tolerance`` the thresholds the verdict compared them
     with, ``summary`` one line that states the comparison with its numbers, ``figure`` the PNG's path (relative to
-    the output folder).
+    the output folder). ``detector_band`` maps each setting of the detector's band to whether the check passed
+    there and its numbers' scalars (or says why it was not evaluated); ``fragile`` is True when the settings
+    disagree.
     """
 
     claim: str
@@ -42,6 +53,8 @@ class Verdict:
     figure: str | None = None
     seconds: float = 0.0
     runs: list[str] = field(default_factory=list)
+    detector_band: dict | str = field(default_factory=dict)
+    fragile: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -54,6 +67,8 @@ class Verdict:
             "figure": self.figure,
             "seconds": round(self.seconds, 2),
             "runs": self.runs,
+            "detector_band": self.detector_band,
+            "fragile": self.fragile,
         }
 
 
@@ -70,7 +85,8 @@ class Run(MeasuredRun):
 @dataclass
 class CheckContext:
     """Where a check writes (``out``) and how it trains: ``device`` and ``dtype`` for every run it asks for,
-    ``data``/``data_dir`` overriding the data of the settings, ``progress`` for the bars."""
+    ``data``/``data_dir`` overriding the data of the settings, ``progress`` for the bars; ``detector`` the
+    settings the runs' summaries are computed with, ``figures`` where figures go (default ``out``)."""
 
     out: Path
     scale: str = "small"
@@ -79,6 +95,10 @@ class CheckContext:
     data_dir: str | None = None
     progress: bool = False
     trained: list[str] = field(default_factory=list)
+    detector: DetectorSettings = DEFAULT_SETTINGS
+    figures: Path | None = None
+    # finished runs read once (at the default settings), shared by the contexts of a check's band
+    read: dict = field(default_factory=dict, repr=False)
 
     def spec(self, **values) -> RunSpec:
         """A :class:`RunSpec` from ``values`` with this context's device and data choices applied."""
@@ -94,19 +114,62 @@ class CheckContext:
         path = Path(self.out) / "runs" / rid
         train_run(spec, path, progress=self.progress)
         self.trained.append(rid)
-        return Run(**vars(read_run(path)), spec=spec, id=rid)
+        if path not in self.read:
+            self.read[path] = read_run(path)
+        found = self.read[path]
+        summary = found.summary
+        if self.detector != DEFAULT_SETTINGS:
+            summary = summarize_records(found.config, found.records, self.detector)
+        return Run(**(vars(found) | {"summary": summary}), spec=spec, id=rid)
 
     def figure_path(self, claim: str) -> Path:
-        path = Path(self.out) / f"{claim.lower()}.png"
+        path = Path(self.figures or self.out) / f"{claim.lower()}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
 
+def _scalars(numbers: dict) -> dict:
+    return {k: v for k, v in numbers.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
 def timed(check, ctx: CheckContext, settings: dict) -> Verdict:
-    """Run ``check.run(ctx, settings)`` and stamp the verdict with its wall time and the runs it used."""
+    """Run ``check.run(ctx, settings)`` across the detector's band and stamp the verdict with its wall time, the runs
+    it used and the band.
+
+    The check runs at each setting of :data:`~simulate.destabilization.SENSITIVITY_BAND` but ``ctx.detector``
+    (figures to a scratch folder; the runs are trained once), then at ``ctx.detector``, whose verdict is returned
+    with ``detector_band`` (per setting: ``passed`` and the scalars of ``numbers``). The summary states the min–max
+    over the band of the check's ``HEADLINE`` numbers. If the band's outcomes disagree the verdict is fragile: it
+    does not pass, and its summary says where it fails.
+    """
     start = time.perf_counter()
     ctx.trained = []
+    band: dict | str = getattr(check, "DETECTOR_BAND", {})
+    if isinstance(band, dict):
+        with tempfile.TemporaryDirectory() as scratch:
+            for at in SENSITIVITY_BAND:
+                if at != ctx.detector:
+                    found = check.run(replace(ctx, detector=at, figures=Path(scratch)), settings)
+                    band[at.label()] = {"passed": bool(found.passed), "numbers": _scalars(found.numbers)}
     verdict = check.run(ctx, settings)
+    if isinstance(band, dict):
+        band = {ctx.detector.label(): {"passed": bool(verdict.passed), "numbers": _scalars(verdict.numbers)}} | band
+        ranges = []
+        for key in getattr(check, "HEADLINE", ()):
+            values = [entry["numbers"].get(key) for entry in band.values()]
+            values = [v for v in values if v is not None and math.isfinite(v)]
+            if values:
+                ranges.append(f"{key} {min(values):.4g}–{max(values):.4g}")
+        if ranges:
+            verdict.summary += f" [over the detector's band: {'; '.join(ranges)}]"
+        failing = [label for label, entry in band.items() if not entry["passed"]]
+        if failing and len(failing) < len(band):
+            verdict.fragile, verdict.passed = True, False
+            verdict.summary = (
+                f"FRAGILE: passes at {len(band) - len(failing)}/{len(band)} detector settings, fails at "
+                f"{'; '.join(failing)}. {verdict.summary}"
+            )
+    verdict.detector_band = band
     verdict.seconds = time.perf_counter() - start
     verdict.runs = sorted(set(ctx.trained))
     return verdict

@@ -116,20 +116,20 @@ def _sweep(args: argparse.Namespace) -> int:
             cli._prepare_out(args.out)
             failed = run_sweep(specs, args.out, client).failed
     table = aggregate(specs, args.out)
-    print(f"{'run':<12} {'lr':>8} {'wd':>8} {'seed':>4} {'regime':>11} {'events':>6} {'period':>9} {'predicted':>9}")
+    print(
+        f"{'run':<12} {'lr':>8} {'wd':>8} {'seed':>4} {'regime':>12} {'events':>6} {'period':>9} {'band':>15} "
+        f"{'predicted':>9}"
+    )
     for row in table["rows"]:
         predicted = row["period_predicted"]
         if math.isnan(predicted):  # no sharpness measured: η̃ at each event instead
             predicted = row["period_predicted_measured_threshold"]
         print(
-            f"{row['run_id']:<12} {row['lr']:>8g} {row['wd']:>8g} {row['seed']:>4d} {row['regime']:>11} "
-            f"{row['n_destabilizations']:>6d} {cli._fmt(row['period_measured'])} {cli._fmt(predicted)}"
+            f"{row['run_id']:<12} {row['lr']:>8g} {row['wd']:>8g} {row['seed']:>4d} {row['regime']:>12} "
+            f"{row['n_destabilizations']:>6d} {cli._fmt(row['period_measured'])} {cli.band_text(row):>15} "
+            f"{cli._fmt(predicted)}"
         )
-    fit = table["frequency_slope"]
-    print(
-        f"slope of log frequency vs log ηλ: {cli._fmt(fit['slope'], 0, '.3f')} "
-        f"({fit['n_points']} periodic runs; theory: 1)"
-    )
+    print(cli.slope_text(table["frequency_slope"], "runs"))
     for rid, error in failed.items():
         print(f"bnwd: run {rid} failed: {error}", file=sys.stderr)
     print(f"wrote {args.out / 'sweep.csv'} and {args.out / 'period_vs_etalambda.png'}")

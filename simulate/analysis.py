@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats
 
 import theory
-from simulate.detection import DEFAULT_WINDOW, analyze_periodicity
+from simulate.destabilization import DEFAULT_SETTINGS, analyze
 from simulate.schema import NORM_CONTROLS
 
 
@@ -53,28 +53,32 @@ def predicted_periods(elr: np.ndarray, events: np.ndarray, lr: float, wd: float,
     return (bottoms - starts) + decay
 
 
-def free_decay_rate(lr: float, wd: float, momentum: float = 0.0) -> float:
-    """Per-step fall of log ρ under weight decay alone: ``−ln(1−ηλ)/(1−β)`` (exact for β = 0, leading order in ηλ
-    with momentum). Detection compares a run's final trend of log ρ with it to tell convergence from equilibrium."""
-    return float(-np.log1p(-lr * wd) / (1.0 - momentum))
-
-
 def summarize_run(
-    steps, series, *, lr, wd, momentum=0.0, lr_effective=None, norm_control="free", eff_sharpness=None, window=None
+    steps,
+    series,
+    *,
+    lr,
+    wd,
+    momentum=0.0,
+    lr_effective=None,
+    norm_control="free",
+    eff_sharpness=None,
+    settings=DEFAULT_SETTINGS,
 ) -> dict:
-    """The summary row of one run, simulated or measured: its periodicity and the period law's predictions.
+    """The summary row of one run, simulated or measured: its destabilisations, periods and regime, their range over
+    the detector's sensitivity band, and the period law's predictions.
 
-    The destabilisations are detected in ρ (:func:`simulate.detection.analyze_periodicity`, with the free decay
-    rate of ρ when λ > 0); at a fixed norm or a fixed η̃, where ρ is constant by construction, in the loss. The
-    period law (:func:`predicted_periods`) needs a free norm that weight decay shrinks: for fixed-norm, fixed-ELR
-    and λ = 0 runs its predictions are NaN.
+    The destabilisations and the regime are those of :func:`simulate.destabilization.analyze` (ρ's jumps confirmed
+    by the loss's spikes; at a fixed norm or a fixed η̃, where ρ cannot jump, the loss's spikes). The period law
+    (:func:`predicted_periods`) needs a free norm that weight decay shrinks: for fixed-norm, fixed-ELR and λ = 0
+    runs its predictions are NaN.
 
     Parameters
     ----------
     steps : ndarray of int, shape (n_records,)
         Step of each record; records must be every step (period lengths are in steps).
     series : dict of ndarray, shape (n_records,) each
-        ``si_norm``, ``elr`` and ``loss`` per step (:data:`simulate.schema.SERIES` names); NaN from a divergence on.
+        The :data:`simulate.schema.SERIES` of the run; NaN from a divergence on.
     lr, wd, momentum : float
         η as configured, λ, β.
     lr_effective : float, optional
@@ -84,8 +88,9 @@ def summarize_run(
     eff_sharpness : float, optional
         Effective sharpness s̃ of the minima, for the threshold η̃_c = 2(1−ηλ)/s̃; without it only the
         measured-threshold prediction is made.
-    window : int, optional
-        Samples a jump may take to rise (see :func:`simulate.detection.detect_destabilizations`).
+    settings : DetectorSettings
+        The detector's settings (:mod:`simulate.destabilization`); the band is the declared one,
+        :data:`~simulate.destabilization.SENSITIVITY_BAND`.
 
     Returns
     -------
@@ -99,15 +104,11 @@ def summarize_run(
     if norm_control not in NORM_CONTROLS:
         raise ValueError(f"norm_control must be one of {NORM_CONTROLS}; got {norm_control!r}")
     lr_effective = lr if lr_effective is None else lr_effective
-    si_norm, elr, loss = (np.asarray(series[name], dtype=np.float64) for name in ("si_norm", "elr", "loss"))
-    free = norm_control == "free"
-    if free:
-        decay = free_decay_rate(lr_effective, wd, momentum) if wd > 0 else None
-        found = analyze_periodicity(si_norm, decay_rate=decay, loss=loss, window=window)
-    else:
-        found = analyze_periodicity(loss, kind="loss", window=window)
+    found = analyze(series, lr=lr_effective, wd=wd, momentum=momentum, norm_control=norm_control, settings=settings)
+    elr = np.asarray(series["elr"], dtype=np.float64)
     events = np.asarray(found.events, dtype=int)
-    diverged = ~(np.isfinite(loss) & np.isfinite(si_norm))
+    diverged_at = found.evidence.get("diverged_at")
+    n_band, period_band = found.band_range("n_destabilizations"), found.band_range("period")
     row = {
         "lr": lr,
         "lr_effective": lr_effective,
@@ -116,11 +117,13 @@ def summarize_run(
         "lr_wd": lr_effective * wd,
         "norm_control": norm_control,
         "steps_trained": int(steps.size),
-        "diverged_at": int(steps[diverged.argmax()]) if diverged.any() else None,
-        "detected_on": "si_norm" if free else "loss",
-        "detection_window": DEFAULT_WINDOW if window is None else int(window),
+        "diverged_at": None if diverged_at is None else int(steps[diverged_at]),
+        "detected_on": "+".join(found.detection.signals),
+        "detection_window": found.detection.window,
         "regime": found.regime,
-        "n_destabilizations": found.n_destabilizations,
+        "regime_rule": found.evidence["rule"],
+        "regime_evidence": {k: v for k, v in found.evidence.items() if k != "rule"},
+        "n_destabilizations": int(events.size),
         "events": steps[events].tolist(),
         "periods": found.periods.tolist(),
         "period_measured": found.period,
@@ -128,9 +131,14 @@ def summarize_run(
         "frequency": found.frequency,
         "frequency_ci_low": found.frequency_ci[0],
         "frequency_ci_high": found.frequency_ci[1],
+        "detection_band": {label: {"n_destabilizations": n, "period": p} for label, (n, p) in found.band.items()},
+        "n_destabilizations_band_low": int(n_band[0]) if math.isfinite(n_band[0]) else 0,
+        "n_destabilizations_band_high": int(n_band[1]) if math.isfinite(n_band[1]) else 0,
+        "period_band_low": period_band[0],
+        "period_band_high": period_band[1],
         "eff_sharpness": math.nan if eff_sharpness is None else float(eff_sharpness),
     }
-    predictable = free and wd > 0
+    predictable = norm_control == "free" and wd > 0
     sharpness_known = predictable and math.isfinite(row["eff_sharpness"])
     elr_critical = float(theory.critical_elr(row["eff_sharpness"], lr_effective, wd)) if sharpness_known else math.nan
     row["elr_critical"] = elr_critical
@@ -196,6 +204,37 @@ def threshold_crossings(steps, values, events, threshold) -> list[dict]:
                 entry["steps_crossing_to_event"] = event - int(steps[crossing])
         found.append(entry)
     return found
+
+
+def frequency_slope_band(rows: list[dict], *, min_periods: int = 1) -> dict:
+    """:func:`frequency_slope` over the periodic rows, and its min–max over the detector's sensitivity band.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Summary rows (:func:`summarize_run`): ``regime``, ``lr_wd``, ``periods``, ``frequency``, ``detection_band``.
+    min_periods : int
+        Periods a row needs (after the transient) for its frequency to count.
+
+    Returns
+    -------
+    dict
+        :func:`frequency_slope`'s fields at the chosen settings, ``slope_band`` (label -> slope at that setting,
+        with the rows periodic there: the same rows, the band's period) and ``slope_band_low``/``_high``.
+    """
+    counted = [r for r in rows if r["regime"] == "periodic" and len(r["periods"]) >= min_periods]
+    fit = frequency_slope([r["lr_wd"] for r in counted], [r["frequency"] for r in counted])
+    labels = dict.fromkeys(label for r in rows for label in r["detection_band"])
+    band = {
+        label: frequency_slope(
+            [r["lr_wd"] for r in counted], [1 / r["detection_band"][label]["period"] for r in counted]
+        )["slope"]
+        for label in labels
+    }
+    values = np.array(list(band.values()), dtype=float)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
+    return fit | {"slope_band": band, "slope_band_low": low, "slope_band_high": high}
 
 
 def frequency_slope(lr_wd, frequency, confidence: float = 0.95) -> dict:

@@ -1,9 +1,11 @@
-"""Destabilisation events, period lengths and the training regime, from any logged series.
+"""Per-signal building blocks: rises of one logged series, period lengths, the frequency's interval.
 
-A destabilisation of scale-invariant training with weight decay shows at once in four series: the loss and the
-effective-gradient norm ‖g̃‖ spike, the norm ρ of the scale-invariant weights jumps up and the effective learning
-rate η̃ = η/ρ² drops. Every function here works on the natural log of the series, sign-flipped for η̃, so that an
-event is always a *rise*; the same code serves simulated and measured runs.
+What counts as a destabilisation of a run, which combines these signals, and the run's regime are defined in
+:mod:`simulate.destabilization`; this module detects rises in any one series. A destabilisation of
+scale-invariant training with weight decay shows at once in four series: the loss and the effective-gradient norm
+‖g̃‖ spike, the norm ρ of the scale-invariant weights jumps up and the effective learning rate η̃ = η/ρ² drops.
+Every function here works on the natural log of the series, sign-flipped for η̃, so that an event is always a
+*rise*; the same code serves simulated and measured runs.
 
 Algorithm of :func:`detect_destabilizations`, per row:
 
@@ -52,8 +54,6 @@ A (64, 20000) array takes about 0.27 s on 2 CPU cores, most of it in the medians
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
@@ -64,7 +64,6 @@ _STRICTLY_POSITIVE = {"si_norm": True, "elr": True, "loss": False, "eff_grad_nor
 # Between events log ρ and log η̃ fall linearly (weight decay), so their median slope is a trend to remove; the
 # loss and ‖g̃‖ flatten as they re-converge, and only a steady rise is removed from them.
 _LINEAR_FALL = {"si_norm": True, "elr": True, "loss": False, "eff_grad_norm": False}
-REGIMES = ("divergent", "periodic", "convergent", "equilibrium")
 
 DEFAULT_WINDOW = 5
 MIN_JUMP_FLOOR = float(np.log(1.05))
@@ -155,7 +154,17 @@ def _onsets(y, threshold, band, rows, first, last, window: int, n_valid) -> np.n
     sample that exceeds the running minimum by ``threshold``. The onset is the last earlier sample within ``band``
     of the baseline, the median of the ``window + 1`` samples up to ``first``.
     """
-    span = np.arange((last - first).max(initial=0) + window + 1)
+    # Runs are padded to the longest of their group: grouped by length (powers of 2), one long run of flags (a
+    # noisy stretch) does not make every short one pay for its length.
+    lengths = last - first
+    groups = np.ceil(np.log2(lengths + 2)).astype(int)
+    if np.unique(groups).size > 1:
+        onsets = np.empty_like(first)
+        for group in np.unique(groups):
+            members = groups == group
+            onsets[members] = _onsets(y, threshold, band, rows[members], first[members], last[members], window, n_valid)
+        return onsets
+    span = np.arange(lengths.max(initial=0) + window + 1)
     idx = first[:, None] + span
     inside = idx <= np.minimum(last + window, n_valid[rows] - 1)[:, None]
     level = np.where(inside, y[rows[:, None], np.minimum(idx, y.shape[1] - 1)], np.inf)
@@ -320,186 +329,3 @@ def frequency_interval(periods, *, confidence: float = 0.95, n_boot: int = 2000,
     alpha = 1 - confidence
     low, high = np.quantile(1 / means, [alpha / 2, 1 - alpha / 2])
     return (float(low), float(high))
-
-
-def _final_trend(log_y: np.ndarray, last_event: int) -> tuple[float, float, int]:
-    """Least-squares slope of the final half of ``log_y`` after ``last_event``; its residual deviation; length."""
-    start = last_event + 1 + (log_y.size - last_event - 1) // 2
-    segment = log_y[min(start, log_y.size - 4) :]
-    t = np.arange(segment.size) - (segment.size - 1) / 2
-    centred = segment - segment.mean()
-    slope = (t @ centred) / (t @ t)
-    residual = centred - slope * t
-    return float(slope), float(np.sqrt(residual @ residual / (segment.size - 2))), segment.size
-
-
-def _regime(log_y: np.ndarray, events: np.ndarray, decay_rate: float | None) -> str:
-    """Periodic, convergent or equilibrium, for a finite log series that falls in the convergent regime."""
-    if events.size >= 2:
-        return "periodic"
-    slope, noise, length = _final_trend(log_y, int(events[-1]) if events.size else -1)
-    drop = -slope * (length - 1)
-    falling = drop > max(3.0 * noise, 1e-8)
-    if falling and (decay_rate is None or -slope >= 0.5 * decay_rate):
-        return "convergent"
-    return "equilibrium"
-
-
-def _check_events(events, n: int) -> np.ndarray:
-    events = np.asarray(events)
-    if events.ndim != 1 or (events.size and not np.issubdtype(events.dtype, np.integer)):
-        raise ValueError("events must be a 1-D array of integer indices")
-    if events.size and (events.min() < 0 or events.max() >= n):
-        raise ValueError(f"events must be indices into the series, in [0, {n})")
-    return np.sort(events)
-
-
-def _check_decay_rate(decay_rate):
-    if decay_rate is not None and not (np.isfinite(decay_rate) and decay_rate > 0):
-        raise ValueError(f"decay_rate must be finite and > 0 (−ln(1−ηλ) per sample); got {decay_rate!r}")
-    return None if decay_rate is None else float(decay_rate)
-
-
-def _loss_diverged(loss) -> bool:
-    if loss is None:
-        return False
-    try:
-        return not np.isfinite(np.asarray(loss, dtype=np.float64)).all()
-    except (TypeError, ValueError):
-        raise ValueError(f"loss must be a real array; got {type(loss).__name__}") from None
-
-
-def classify_regime(si_norm, events, *, decay_rate=None, loss=None) -> str:
-    """The regime of one run: ``"divergent"``, ``"periodic"``, ``"convergent"`` or ``"equilibrium"``.
-
-    Rules, in order:
-
-    * divergent: ``si_norm`` (or ``loss``, when given) holds a non-finite value;
-    * periodic: at least 2 events;
-    * otherwise the final half of the run after its last event is fitted with a line in log ρ. Convergent when
-      log ρ falls by more than 3 residual standard deviations over it (and, with ``decay_rate``, at least half
-      as fast as free weight decay); equilibrium otherwise (a stationary, or growing, norm).
-
-    Parameters
-    ----------
-    si_norm : array_like, shape (n_steps,)
-        ρ > 0 per sample, n_steps ≥ 4; non-finite values are allowed (they mean divergence).
-    events : array_like of int, shape (n_events,)
-        Indices from :func:`detect_destabilizations`.
-    decay_rate : float, optional
-        Free decay of log ρ per sample, ``−ln(1−ηλ)`` times the steps per sample.
-    loss : array_like, optional
-        The loss of the same run; only checked for non-finite values.
-
-    Returns
-    -------
-    str
-        One of :data:`REGIMES`.
-    """
-    x, one_d = _as_series(si_norm, "si_norm")
-    if not one_d or x.shape[1] < 4:
-        raise ValueError(f"si_norm must be 1-D with at least 4 samples; got shape {np.shape(si_norm)}")
-    return _classify(x[0], "si_norm", events, decay_rate, loss)
-
-
-def _classify(x: np.ndarray, kind: str, events, decay_rate, loss) -> str:
-    events = _check_events(events, x.size)
-    decay_rate = _check_decay_rate(decay_rate)
-    if _loss_diverged(loss) or not np.isfinite(x).all():
-        return "divergent"
-    log_y = _oriented_log(x[None], kind, np.ones((1, x.size), dtype=bool))[0]
-    # −log η̃ = 2·log ρ − log η: halved, it falls like log ρ, so decay_rate applies to it unchanged.
-    scale = 0.5 if kind == "elr" else 1.0
-    return _regime(scale * log_y, events, decay_rate)
-
-
-@dataclass(frozen=True, eq=False)
-class Periodicity:
-    """Summary of the periodic behaviour of one run.
-
-    Attributes
-    ----------
-    events : ndarray of int64
-        Destabilisation indices (read-only).
-    periods : ndarray
-        Period lengths in samples, the transient rule of :func:`period_lengths` applied (read-only).
-    period, period_std : float
-        Mean and standard deviation (ddof=1) of ``periods``; NaN when undefined.
-    frequency : float
-        ``1/period`` in events per sample; NaN without periods.
-    frequency_ci : tuple of float
-        95 % bootstrap interval of ``frequency`` (:func:`frequency_interval`).
-    n_destabilizations : int
-        ``len(events)``.
-    regime : str
-        One of :data:`REGIMES`.
-    """
-
-    events: np.ndarray
-    periods: np.ndarray
-    period: float
-    period_std: float
-    frequency: float
-    frequency_ci: tuple[float, float]
-    n_destabilizations: int
-    regime: str
-
-
-def _summarise(events: np.ndarray, regime: str) -> Periodicity:
-    periods = period_lengths(events)
-    period = float(periods.mean()) if periods.size else np.nan
-    events, periods = events.copy(), periods.astype(np.float64)
-    events.setflags(write=False)
-    periods.setflags(write=False)
-    return Periodicity(
-        events=events,
-        periods=periods,
-        period=period,
-        period_std=float(periods.std(ddof=1)) if periods.size >= 2 else np.nan,
-        frequency=1 / period,
-        frequency_ci=frequency_interval(periods),
-        n_destabilizations=int(events.size),
-        regime=regime,
-    )
-
-
-def analyze_periodicity(si_norm, *, decay_rate=None, loss=None, kind: str = "si_norm", **detect_kw):
-    """Detect the destabilisations of one or many runs and summarise their periodicity.
-
-    Parameters
-    ----------
-    si_norm : array_like, shape (n_steps,) or (n_configs, n_steps)
-        The series to analyse, of type ``kind`` (ρ by default), n_steps ≥ 4.
-    decay_rate : float or array_like of shape (n_configs,), optional
-        Free decay of log ρ per sample (see :func:`classify_regime`); only for ``kind`` "si_norm" or "elr"
-        (η̃ ∝ ρ⁻², so the norm's decay is read from it).
-    loss : array_like, optional
-        Loss of the same run(s), one row per config; checked for non-finite values (divergence).
-    kind : {"si_norm", "elr", "loss", "eff_grad_norm"}
-        Type of the series. For "loss" and "eff_grad_norm" the convergent/equilibrium rule of
-        :func:`classify_regime` is applied to the series itself (convergent: it keeps falling).
-    **detect_kw
-        ``min_jump``, ``window``, ``min_separation`` of :func:`detect_destabilizations`.
-
-    Returns
-    -------
-    Periodicity or list of Periodicity
-        One per row for 2-D input.
-    """
-    x, one_d = _as_series(si_norm, kind)
-    if x.shape[1] < 4:
-        raise ValueError(f"the series needs at least 4 samples; got {x.shape[1]}")
-    if decay_rate is not None and kind not in ("si_norm", "elr"):
-        raise ValueError(f"decay_rate is the norm's decay; it applies to kind 'si_norm' or 'elr', not {kind!r}")
-    rates = [decay_rate] * x.shape[0] if np.ndim(decay_rate) == 0 else list(np.asarray(decay_rate, dtype=float))
-    if len(rates) != x.shape[0]:
-        raise ValueError(f"decay_rate needs one value per config ({x.shape[0]}); got {len(rates)}")
-    losses = [None] * x.shape[0] if loss is None else np.atleast_2d(np.asarray(loss))
-    if len(losses) != x.shape[0]:
-        raise ValueError(f"loss needs one row per config ({x.shape[0]}); got {len(losses)}")
-    events = detect_destabilizations(x, kind, **detect_kw)
-    results = [
-        _summarise(row_events, _classify(row, kind, row_events, rate, row_loss))
-        for row, row_events, rate, row_loss in zip(x, events, rates, losses, strict=True)
-    ]
-    return results[0] if one_d else results

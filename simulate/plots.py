@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 
 
 def plot_period_vs_lr_wd(rows: list[dict], path: Path) -> Path:
-    """Period against ηλ on log-log axes: measured (mean ± std), predicted, and the law period ∝ 1/(ηλ).
+    """Period against ηλ on log-log axes: measured (mean ± std, and its range over the detector's band), predicted,
+    and the law period ∝ 1/(ηλ).
 
     Two predictions per point: with the threshold from the sharpness, and with the η̃ measured at each
     destabilisation (which tests the decay law alone).
@@ -28,7 +29,16 @@ def plot_period_vs_lr_wd(rows: list[dict], path: Path) -> Path:
         predicted = at_measured
     fig = Figure(figsize=(5.5, 4.2), dpi=120)
     ax = fig.subplots()
-    ax.errorbar(lr_wd, measured, yerr=spread, fmt="o", color="C0", capsize=3, label="measured")
+    ax.vlines(
+        lr_wd,
+        column("period_band_low"),
+        column("period_band_high"),
+        color="C0",
+        lw=6,
+        alpha=0.25,
+        label="measured, over the detector's band",
+    )
+    ax.errorbar(lr_wd, measured, yerr=spread, fmt="o", color="C0", capsize=3, label="measured (± std)")
     ax.plot(
         lr_wd, predicted, "x", color="C3", markersize=8, label=r"period law, $\tilde\eta_c = 2(1-\eta\lambda)/\tilde s$"
     )

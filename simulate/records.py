@@ -11,6 +11,7 @@ is ``null`` in JSON; NaN is an empty cell in CSV. Readers turn them back into Na
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -92,8 +93,11 @@ def write_csv(path: Path, columns: dict) -> Path:
     if len(lengths) > 1:
         raise ValueError(f"columns of unequal length: {sorted(lengths)}")
     cells = [_cells(columns[name]) for name in names]
-    lines = [",".join(names), *(",".join(row) for row in zip(*cells, strict=True))]
-    return _write_atomically(path, "\n".join(lines) + "\n")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")  # quotes a cell that holds a comma (a regime's rule)
+    writer.writerow(names)
+    writer.writerows(zip(*cells, strict=True))
+    return _write_atomically(path, text.getvalue())
 
 
 def write_rows_csv(path: Path, rows: list[dict]) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("int", "float", "str", "list")
+KINDS = ("int", "float", "str", "list", "dict")
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,17 @@ SUMMARY_FIELDS = _table(
     Field("norm_control", "", f"how ρ evolved: one of {', '.join(NORM_CONTROLS)}", "str"),
     Field("steps_trained", "step", "optimiser steps recorded (fewer than asked after a divergence)", "int"),
     Field("diverged_at", "step", "first step with a non-finite loss or ρ; None if there is none", "int", True),
-    Field("detected_on", "", "the series the destabilisations were detected in (si_norm, or loss at fixed ρ)", "str"),
-    Field("detection_window", "step", "samples a jump may take to rise, as the detection used it", "int"),
-    Field("regime", "", "convergent, periodic, equilibrium or divergent", "str"),
+    Field(
+        "detected_on",
+        "",
+        "the signals that decided the destabilisations, joined by +: si_norm+loss (ρ's jumps confirmed by the loss's "
+        "spikes), si_norm+eff_grad_norm, si_norm, or loss (at a fixed norm)",
+        "str",
+    ),
+    Field("detection_window", "step", "the measured rise time: the window each jump and spike is measured over", "int"),
+    Field("regime", "", "one of simulate.destabilization.REGIMES", "str"),
+    Field("regime_rule", "", "the rule that decided the regime, in words", "str"),
+    Field("regime_evidence", "", "the numbers that decided the regime (simulate.destabilization.classify)", "dict"),
     Field("n_destabilizations", "", "number of destabilisations detected", "int"),
     Field("events", "step", "step of each destabilisation: the last step before the rise", "list"),
     Field("periods", "step", "lengths of the periods between events, the transient first one dropped", "list"),
@@ -82,6 +90,16 @@ SUMMARY_FIELDS = _table(
     Field("frequency", "1/step", "1/period_measured"),
     Field("frequency_ci_low", "1/step", "low end of the 95 % bootstrap interval of frequency"),
     Field("frequency_ci_high", "1/step", "high end of the 95 % bootstrap interval of frequency"),
+    Field(
+        "detection_band",
+        "",
+        "per setting of the detector's sensitivity band: n_destabilizations and period (mean, steps)",
+        "dict",
+    ),
+    Field("n_destabilizations_band_low", "", "fewest destabilisations over the band", "int"),
+    Field("n_destabilizations_band_high", "", "most destabilisations over the band", "int"),
+    Field("period_band_low", "step", "shortest mean period over the band"),
+    Field("period_band_high", "step", "longest mean period over the band"),
     Field("eff_sharpness", "", "effective sharpness s̃ of the minima: the model's, or the median of those measured"),
     Field("elr_critical", "", "threshold η̃_c = 2(1−ηλ)/s̃ from eff_sharpness"),
     Field("elr_at_destabilization", "", "mean η̃ at the events"),
@@ -117,7 +135,7 @@ def _fits(field: Field, value) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if field.kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, {"str": str, "list": list | tuple}[field.kind])
+    return isinstance(value, {"str": str, "list": list | tuple, "dict": dict}[field.kind])
 
 
 def validate(record: dict, table: dict[str, Field], *, required=()) -> None:

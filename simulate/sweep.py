@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulate.analysis import frequency_slope, summarize_run
+from simulate.analysis import frequency_slope_band, summarize_run
+from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.integrate import integrate
 from simulate.plots import plot_period_vs_lr_wd
 from simulate.records import write_json, write_series_csv
@@ -35,7 +36,7 @@ def simulate_grid(
     seed: int = 0,
     si_norm0: float = 1.0,
     mode: str = "free",
-    window: int | None = None,
+    settings=DEFAULT_SETTINGS,
     progress: bool = True,
 ) -> dict:
     """Simulate every (η, λ, β) of the grid in one batch; write ``summary.json``, series and the period plot.
@@ -45,7 +46,7 @@ def simulate_grid(
     dict
         The summary: ``model``, ``mode``, ``steps``, ``seed``, ``si_norm0``, ``rows`` (one per configuration:
         ``run_id`` and :func:`simulate.analysis.summarize_run`) and the fitted ``frequency_slope`` over the periodic
-        rows.
+        rows with its range over the detector's band (:func:`simulate.analysis.frequency_slope_band`).
     """
     lrs, wds, moms = grid(lr, wd, momentum)
     trajectory = integrate(
@@ -65,10 +66,9 @@ def simulate_grid(
             momentum=float(beta),
             norm_control=mode,
             eff_sharpness=sharpness,
-            window=window,
+            settings=settings,
         )
         rows.append({"run_id": name, **row})
-    periodic = [r for r in rows if r["regime"] == "periodic"]
     summary = {
         "model": model.name,
         "mode": mode,
@@ -76,7 +76,7 @@ def simulate_grid(
         "seed": seed,
         "si_norm0": si_norm0,
         "rows": rows,
-        "frequency_slope": frequency_slope([r["lr_wd"] for r in periodic], [r["frequency"] for r in periodic]),
+        "frequency_slope": frequency_slope_band(rows),
     }
     write_json(out / "summary.json", summary)
     plot_period_vs_lr_wd(rows, out / "period_vs_etalambda.png")

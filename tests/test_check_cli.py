@@ -77,3 +77,33 @@ def test_demo_writes_a_report_from_its_own_runs(tmp_path, monkeypatch):
     for run_dir in (tmp_path / "runs").iterdir():
         summary = json.loads((run_dir / "summary.json").read_text())
         assert f"| {summary['n_destabilizations']} |" in text
+
+
+def test_a_verdict_that_changes_inside_the_detector_band_is_fragile(tmp_path):
+    """A check passing only at the default detector settings is reported fragile and fails; one passing or failing
+    everywhere keeps its verdict; a check that declares it detects nothing is run once."""
+    from types import SimpleNamespace
+
+    from paper_checks.common import CheckContext, Verdict, timed
+    from simulate.destabilization import SENSITIVITY_BAND
+
+    def check(passes):
+        def run(ctx, settings):
+            return Verdict("CX", "test", passes(ctx.detector), "summary", {"n": len(ctx.detector.label())}, {})
+
+        return SimpleNamespace(run=run, HEADLINE=("n",))
+
+    ctx = CheckContext(out=tmp_path)
+    default_only = timed(check(lambda at: at == SENSITIVITY_BAND[0]), ctx, {})
+    assert default_only.fragile and not default_only.passed and default_only.summary.startswith("FRAGILE")
+    assert list(default_only.detector_band) == [at.label() for at in SENSITIVITY_BAND]
+    assert sum(entry["passed"] for entry in default_only.detector_band.values()) == 1
+    for everywhere in (True, False):
+        verdict = timed(check(lambda at, everywhere=everywhere: everywhere), ctx, {})
+        assert verdict.passed == everywhere and not verdict.fragile
+        lengths = [len(at.label()) for at in SENSITIVITY_BAND]
+        assert verdict.summary == f"summary [over the detector's band: n {min(lengths)}–{max(lengths)}]"
+    calls = []
+    once = check(lambda at: calls.append(at) or True)
+    once.DETECTOR_BAND = "not evaluated: detects nothing"
+    assert timed(once, ctx, {}).detector_band == "not evaluated: detects nothing" and len(calls) == 1

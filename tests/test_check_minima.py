@@ -76,7 +76,7 @@ def test_c5_numbers_are_the_runs_and_no_destabilisation_fails(tmp_path):
     last = run.summary["elr_times_sharpness_before_destabilization"]
     assert verdict.numbers["last_ratios"] == pytest.approx([e["last"] / threshold for e in last])
     expected = len(on) >= settings["min_events"] and sum(on) / len(on) >= settings["min_fraction"]
-    assert verdict.passed == expected
+    assert verdict.detector_band["default"]["passed"] == expected
 
     # without weight decay η̃ only falls: no destabilisation, so the "≥ N events" requirement fails
     calm = timed(c5, CheckContext(out=tmp_path / "calm", device="cpu"), _tiny(c5, run={"wd": 0.0}))

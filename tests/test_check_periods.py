@@ -71,7 +71,7 @@ def test_c3_verdict_comes_from_the_runs(ctx, verdict3):
     decades_ok = verdict3.numbers["decades"] >= settings["min_decades"] - 1e-9
     slope_ok = abs(verdict3.numbers["slope"] - 1) <= settings["slope_tolerance"]
     pairs_ok = all(p["relative_difference"] <= settings["pair_tolerance"] for p in verdict3.numbers["pairs"])
-    assert verdict3.passed == (decades_ok and slope_ok and pairs_ok)
+    assert verdict3.detector_band["default"]["passed"] == (decades_ok and slope_ok and pairs_ok)
     assert verdict3.tolerance["slope_tolerance"] == settings["slope_tolerance"]
 
 
@@ -107,7 +107,7 @@ def test_c4_errors_match_the_closed_form_law(ctx, verdict3):
     if all_errors:
         assert verdict.numbers["median_abs_relative_error"] == pytest.approx(median)
     enough = len(all_errors) >= settings["min_periods"]
-    assert verdict.passed == (enough and median <= settings["median_error_tolerance"])
+    assert verdict.detector_band["default"]["passed"] == (enough and median <= settings["median_error_tolerance"])
     assert verdict.runs == verdict3.runs  # C3's runs, read back: nothing trained twice
 
 
@@ -128,7 +128,7 @@ def test_c10_compares_measured_periods_with_the_simulator(ctx, verdict3):
     simulated, measured = np.array(numbers["period_simulated"]), np.array(numbers["period_measured"])
     difference = (simulated.mean() - measured.mean()) / measured.mean()
     assert numbers["relative_difference"] == pytest.approx(difference, nan_ok=True)  # NaN: a period not simulated
-    assert verdict.passed == (abs(difference) <= settings["period_tolerance"])
+    assert verdict.detector_band["default"]["passed"] == (abs(difference) <= settings["period_tolerance"])
 
 
 def test_fixed_norm_runs_fail_every_period_check(tmp_path):

@@ -196,7 +196,6 @@ def test_nonfinite_ends_the_series():
         broken[cut + 5] = 1.0  # finite values after the divergence are ignored too
         assert np.array_equal(det.detect_destabilizations(broken), det.detect_destabilizations(rho[:cut]))
         assert np.abs(det.detect_destabilizations(broken) - events[:6]).max() <= NOISY_TOLERANCE
-        assert det.classify_regime(broken, events[:6]) == "divergent"
 
 
 def test_loss_may_touch_zero():
@@ -226,48 +225,6 @@ def test_frequency_interval():
     assert low < narrower[0] < narrower[1] < high
 
 
-def test_regimes():
-    rng = np.random.default_rng(0)
-    t = np.arange(1000)
-    rate = 1e-3
-    decaying = np.exp(-rate * t + 0.01 * rng.standard_normal(t.size))
-    stationary = np.exp(0.05 * rng.standard_normal(t.size))
-    assert det.classify_regime(decaying, []) == "convergent"
-    assert det.classify_regime(decaying, [], decay_rate=rate) == "convergent"
-    assert det.classify_regime(decaying, [], decay_rate=4 * rate) == "equilibrium"  # a quarter of free decay
-    assert det.classify_regime(stationary, []) == "equilibrium"
-    assert det.classify_regime(stationary, [], decay_rate=rate) == "equilibrium"
-    assert det.classify_regime(np.ones(50), []) == "equilibrium"
-    assert det.classify_regime(decaying, [200, 400]) == "periodic"
-    assert det.classify_regime(decaying, [], loss=[1.0, np.inf]) == "divergent"
-
-    assert det.analyze_periodicity(LR / decaying**2, kind="elr", decay_rate=rate).regime == "convergent"
-    assert det.analyze_periodicity(np.exp(-0.01 * t), kind="loss").regime == "convergent"
-    assert det.analyze_periodicity(stationary, kind="loss").regime == "equilibrium"
-
-
-def test_analyze_periodicity():
-    events, rho, decay = sawtooth(5, n_events=9, period=60, noise=0.05, spread=3, transient=3.0)
-    result = det.analyze_periodicity(rho, decay_rate=decay)
-    assert result.regime == "periodic" and result.n_destabilizations == 9
-    assert np.abs(result.events - events).max() <= NOISY_TOLERANCE
-    assert result.periods.size == 7  # the transient first interval is dropped
-    assert abs(result.period / det.period_lengths(events).mean() - 1) < 0.01
-    assert result.frequency == pytest.approx(1 / result.period)
-    assert result.frequency_ci[0] < result.frequency < result.frequency_ci[1]
-    assert result.period_std == pytest.approx(result.periods.std(ddof=1))
-    with pytest.raises(ValueError, match="read-only"):
-        result.events[0] = 0
-
-    quiet = det.analyze_periodicity(np.exp(-decay * np.arange(500)), decay_rate=decay)
-    assert quiet.regime == "convergent" and quiet.n_destabilizations == 0
-    assert np.isnan(quiet.period) and np.isnan(quiet.frequency_ci).all()
-
-    batch = det.analyze_periodicity(np.stack([rho, rho**2]), decay_rate=[decay, 2 * decay], loss=np.ones((2, 3)))
-    assert [r.regime for r in batch] == ["periodic", "periodic"]
-    assert np.array_equal(batch[0].events, result.events) and np.array_equal(batch[1].events, result.events)
-
-
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -285,13 +242,6 @@ def test_analyze_periodicity():
         (lambda: det.period_lengths([[1, 2]]), "1-D"),
         (lambda: det.frequency_interval([1.0, -2.0]), "> 0"),
         (lambda: det.frequency_interval([1.0, 2.0], confidence=1.0), "confidence"),
-        (lambda: det.classify_regime(np.ones(3), []), "at least 4"),
-        (lambda: det.classify_regime(np.ones(9), [10]), "indices"),
-        (lambda: det.classify_regime(np.ones(9), [1.5]), "integer"),
-        (lambda: det.classify_regime(np.ones(9), [], decay_rate=0.0), "decay_rate"),
-        (lambda: det.analyze_periodicity(np.ones(9), kind="loss", decay_rate=0.1), "decay_rate"),
-        (lambda: det.analyze_periodicity(np.ones((2, 9)), decay_rate=[0.1]), "one value per config"),
-        (lambda: det.analyze_periodicity(np.ones((2, 9)), loss=np.ones(9)), "one row per config"),
     ],
 )
 def test_domain_errors(call, message):

@@ -59,7 +59,7 @@ def test_the_trainers_files_follow_the_schema(measured):
         validate(record, EVAL_FIELDS, required=EVAL_FIELDS)
     summary = json.loads((measured / "summary.json").read_text(encoding="utf-8"))
     validate(summary, SUMMARY_FIELDS, required=set(SUMMARY_FIELDS) - {"run_id", *SHARPNESS_ONLY})
-    assert summary["detected_on"] == "si_norm" and summary["norm_control"] == "free" and summary["events"]
+    assert summary["detected_on"] == "si_norm+loss" and summary["norm_control"] == "free" and summary["events"]
     config = json.loads((measured / "config.json").read_text(encoding="utf-8"))
     assert not set(LEGACY_NAMES) & (set(config) | set(summary) | {k for r in series for k in r})
 
@@ -82,7 +82,7 @@ def test_the_sweep_table_holds_spec_fields_and_summary_scalars(measured):
         header = next(csv.reader(handle))
     spec_fields = {f.name for f in dataclasses.fields(RunSpec)}
     assert set(header) <= spec_fields | set(SUMMARY_FIELDS) and header == list(rows[0])
-    scalars = {name for name, f in SUMMARY_FIELDS.items() if f.kind != "list"} - SHARPNESS_ONLY
+    scalars = {name for name, f in SUMMARY_FIELDS.items() if f.kind not in ("list", "dict")} - SHARPNESS_ONLY
     assert scalars <= set(header)
     summary = json.loads((measured / "summary.json").read_text(encoding="utf-8"))
     assert rows[0]["period_measured"] == summary["period_measured"]
@@ -166,7 +166,7 @@ def _decaying_run(n=400, lr=1.0, wd=0.01):
 def test_one_row_function_covers_no_decay_fixed_norm_and_fixed_elr():
     steps, series = _decaying_run()
     free = summarize_run(steps, series, lr=1.0, wd=0.01, eff_sharpness=4.0)
-    assert free["detected_on"] == "si_norm" and math.isfinite(free["period_predicted"])
+    assert free["detected_on"] == "si_norm+loss" and math.isfinite(free["period_predicted"])
     assert free["elr_critical"] == pytest.approx(2 * (1 - 0.01) / 4.0)
     no_decay = summarize_run(steps, series, lr=1.0, wd=0.0, eff_sharpness=4.0)  # no free decay: no period law
     assert math.isnan(no_decay["period_predicted"]) and math.isnan(no_decay["period_predicted_measured_threshold"])

@@ -182,8 +182,8 @@ def test_a_diverging_config_is_reported_and_the_others_finish(tmp_path):
 
     summary = simulate_grid(_BreaksAt(50), [1.0], [0.005, 0.01], steps=400, out=tmp_path, progress=False)
     first, second = summary["rows"]
-    assert second["regime"] == "divergent" and second["diverged_at"] == 50
-    assert first["regime"] != "divergent" and first["diverged_at"] is None
+    assert second["regime"] == "diverged" and second["diverged_at"] == 50
+    assert first["regime"] != "diverged" and first["diverged_at"] is None
     steps, series = read_series_csv(tmp_path / "series" / f"{second['run_id']}.csv")
     assert np.isnan(series["si_norm"][steps >= 50]).all() and np.isfinite(series["si_norm"][steps < 50]).all()
 
@@ -317,6 +317,8 @@ def test_period_plot_without_any_period_is_still_written(tmp_path):
             "period_std": None,
             "period_predicted": None,
             "period_predicted_measured_threshold": None,
+            "period_band_low": None,
+            "period_band_high": None,
         }
     ]
     assert plot_period_vs_lr_wd(rows, tmp_path / "p.png").stat().st_size > 1000
