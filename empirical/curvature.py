@@ -6,7 +6,8 @@ Operators are objects, algorithms are functions:
     Hessian-vector products (HVPs) of the *training* loss of a model (BatchNorm in train mode, batch statistics) on
     fixed ghost batches, restricted to a list of parameters (typically the scale-invariant group), on flat vectors.
 :func:`top_eigenvalues`
-    The ``k`` largest (algebraic) eigenvalues, by Lanczos (ARPACK's ``eigsh``) or power iteration with deflation.
+    The ``k`` largest (algebraic) eigenvalues, by Lanczos that stops when its error bound says so, or power
+    iteration with deflation.
 :func:`hutchinson_trace`
     Stochastic trace estimate with Rademacher probes.
 :func:`effective_sharpness`
@@ -14,10 +15,16 @@ Operators are objects, algorithms are functions:
     joint norm ``ρ²``. For SI weights ``H(c·w) = H(w)/c²`` while ``ρ(c·w)² = c²ρ²``, so ``s̃`` depends only on the
     direction of the weights (the quantity that governs stability of GD on the sphere), whereas the plain sharpness
     ``λ_max`` scales as ``1/c²``.
+:func:`batch_sharpness`
+    ``E_B[g_Bᵀ H_B g_B / ‖g_B‖²]``, the curvature of each minibatch's loss along its own gradient, averaged over
+    minibatches until its confidence interval is narrow enough.
 
-HVPs go through ``torch.func``: the loss is a pure function of the flat parameter vector (``functional_call`` with
-parameters and buffers passed explicitly) and ``H v`` is computed forward-over-reverse, ``jvp(grad(L), (w,), (v,))``,
-which costs about one forward+backward pass more than a gradient and never forms ``H``.
+HVPs never form ``H``. The loss is a pure function of the flat parameter vector (``functional_call`` with
+parameters and buffers passed explicitly). By default (``mode="double_backward"``) the graph of ``∇L`` is built once,
+with ``create_graph=True``, and each ``H v`` is one backward pass through it, ``∂(∇L·v)/∂w``, as PyHessian does: the
+forward and first backward are paid once per operator, not once per HVP. ``mode="jvp"`` computes ``H v``
+forward-over-reverse, ``jvp(grad(L), (w,), (v,))``, one ghost batch at a time: the memory of one batch instead of
+the retained graphs of all of them, at about twice the time per HVP.
 
 BatchNorm with running statistics needs care under ``torch.func``: in train mode BN updates ``running_mean`` /
 ``running_var`` / ``num_batches_tracked`` *in place*. If the model's own buffers were passed, (a) every HVP would
@@ -32,16 +39,18 @@ this changes nothing in the value of the loss or its derivatives.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy import stats
+from scipy.linalg import eigh_tridiagonal
+from scipy.sparse.linalg import LinearOperator
 from torch import nn
 from torch.func import functional_call, grad, jvp
 from torch.nn import functional as F
 
-__all__ = ["HessianOperator", "effective_sharpness", "hutchinson_trace", "top_eigenvalues"]
+__all__ = ["HessianOperator", "batch_sharpness", "effective_sharpness", "hutchinson_trace", "top_eigenvalues"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -98,11 +107,12 @@ class HessianOperator:
         Weight-decay coefficient (adds ``wd·v`` to every HVP).
     loss_fn : callable
         ``loss_fn(logits, targets, reduction="sum")``; default cross-entropy.
-    mode : {"jvp", "double_backward"}
-        How an HVP is computed. ``"jvp"`` (default): forward-over-reverse, ``torch.func.jvp`` of ``torch.func.grad``.
-        ``"double_backward"``: reverse-over-reverse, ``∇(∇L·v)`` with ``torch.autograd.grad(create_graph=True)``;
-        same result to rounding, and in eager mode often faster for small models where the per-op overhead of the
-        ``torch.func`` transforms dominates (see ``benchmarks/curvature_top_eigenvalue.py``).
+    mode : {"double_backward", "jvp"}
+        How an HVP is computed. ``"double_backward"`` (default): reverse-over-reverse; the graph of ``∇L`` over all
+        ghost batches is built at the first HVP and kept, each HVP is one backward pass through it (the cost of a
+        bare ``torch.autograd.grad(g, w, v)``). ``"jvp"``: forward-over-reverse, ``torch.func.jvp`` of
+        ``torch.func.grad``, recomputed per HVP one batch at a time: for ghost batches whose graphs do not fit in
+        memory together. Same result to rounding (``benchmarks/curvature_top_eigenvalue.py`` times both).
 
     Attributes
     ----------
@@ -117,8 +127,8 @@ class HessianOperator:
 
     Notes
     -----
-    Each HVP costs one forward-over-reverse pass per ghost batch (``torch.func.jvp`` of ``torch.func.grad``); the
-    batches are processed one at a time, so memory is that of one batch.
+    Memory: ``"double_backward"`` keeps the activations and first-backward graph of every ghost batch for the life
+    of the operator; ``"jvp"`` holds one batch at a time.
     """
 
     def __init__(
@@ -128,11 +138,11 @@ class HessianOperator:
         params: Sequence[nn.Parameter] | None = None,
         wd: float = 0.0,
         loss_fn: Callable[..., torch.Tensor] = F.cross_entropy,
-        mode: str = "jvp",
+        mode: str = "double_backward",
     ) -> None:
         _check_train_mode(model, "HessianOperator")
         if mode not in ("jvp", "double_backward"):
-            raise ValueError(f"HessianOperator: mode must be 'jvp' or 'double_backward', got {mode!r}")
+            raise ValueError(f"HessianOperator: mode must be 'double_backward' or 'jvp', got {mode!r}")
         batches = _check_batches(batches, "HessianOperator")
         named = list(model.named_parameters())
         if params is None:
@@ -168,6 +178,7 @@ class HessianOperator:
         self._batches = [(self._cast(x), y.to(self.device)) for x, y in batches]
         self.n_total = sum(int(x.shape[0]) for x, _ in self._batches)
         self.n_hvp = 0
+        self._graph: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ----------------------------------------------------------------------------------------------------------------
     def _cast(self, x: torch.Tensor) -> torch.Tensor:
@@ -197,12 +208,27 @@ class HessianOperator:
         with torch.no_grad():
             return float(sum(self._batch_loss(w, x, y) for x, y in self._batches))
 
+    def _gradient_graph(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w, ∇L(w))`` at the operator's weights with the graph of ``∇L`` kept (built once)."""
+        if self._graph is None:
+            with torch.enable_grad():
+                w = self._w0.clone().requires_grad_(True)
+                g = torch.zeros_like(w)
+                for x, y in self._batches:
+                    (g_b,) = torch.autograd.grad(self._batch_loss(w, x, y), w, create_graph=True)
+                    g = g + g_b
+            self._graph = (w, g)
+        return self._graph
+
     def gradient(self, w: torch.Tensor | None = None) -> torch.Tensor:
         """``∇L(w)`` of the training loss, restricted and flat (plus ``wd·w`` when ``wd > 0``)."""
-        w = self._w0 if w is None else self._as_vector(w)
-        g = torch.zeros_like(w)
-        for x, y in self._batches:
-            g = g + grad(self._batch_loss)(w, x, y)
+        if w is None and self.mode == "double_backward":
+            w, g = self._w0, self._gradient_graph()[1].detach()
+        else:
+            w = self._w0 if w is None else self._as_vector(w)
+            g = torch.zeros_like(w)
+            for x, y in self._batches:
+                g = g + grad(self._batch_loss)(w, x, y)
         return g + self.wd * w if self.wd else g
 
     def _as_vector(self, v) -> torch.Tensor:
@@ -214,18 +240,16 @@ class HessianOperator:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` (plus ``wd·v``) for a flat vector ``v`` of length :attr:`size`; counts one HVP."""
         v = self._as_vector(v)
-        hv = torch.zeros_like(v)
-        for x, y in self._batches:
-            if self.mode == "jvp":
+        if self.mode == "double_backward":
+            # H v = ∂(∇L·v)/∂w: a vector-Jacobian product of the kept gradient graph.
+            w, g = self._gradient_graph()
+            (hv,) = torch.autograd.grad(g, w, grad_outputs=v, retain_graph=True)
+        else:
+            hv = torch.zeros_like(v)
+            for x, y in self._batches:
                 # Forward-over-reverse: the directional derivative of the gradient map along v.
                 _, hv_b = jvp(lambda w, x=x, y=y: grad(self._batch_loss)(w, x, y), (self._w0,), (v,))
-            else:
-                # Reverse-over-reverse: H v = ∇_w (∇_w L · v), v held constant.
-                with torch.enable_grad():
-                    w = self._w0.clone().requires_grad_(True)
-                    (g,) = torch.autograd.grad(self._batch_loss(w, x, y), w, create_graph=True)
-                    (hv_b,) = torch.autograd.grad(g @ v, w)
-            hv = hv + hv_b
+                hv = hv + hv_b
         self.n_hvp += 1
         return hv + self.wd * v if self.wd else hv
 
@@ -255,6 +279,10 @@ class HessianOperator:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+LANCZOS_BASIS = 100
+"""Most Lanczos vectors kept at once (memory ``LANCZOS_BASIS × n``); a full basis restarts."""
+
+
 def _check_k(op: HessianOperator, k: int) -> int:
     if int(k) != k or k < 1:
         raise ValueError(f"top_eigenvalues: k must be a positive integer, got {k!r}")
@@ -267,6 +295,61 @@ def _dense_top(op: HessianOperator, k: int) -> tuple[np.ndarray, np.ndarray]:
     h = op.dense().detach().cpu().to(torch.float64).numpy()
     vals, vecs = np.linalg.eigh(h)
     return vals[::-1][:k].copy(), vecs[:, ::-1][:, :k].copy()
+
+
+def _lanczos(op: HessianOperator, k: int, tol: float, max_hvp: int, v0: torch.Tensor, max_basis: int, gen):
+    """Lanczos with full reorthogonalisation, stopped by an a-posteriori error bound; returns ``(vals, vecs, ok)``.
+
+    After ``j`` steps a Ritz pair ``(θ, y)`` of the tridiagonal ``T_j`` has the residual ``‖H y − θ y‖ = r =
+    |β_j s_j|`` (``s_j`` the last entry of its eigenvector in ``T_j``); the eigenvalue error is at most ``r``, and
+    at most ``r²/δ`` once ``r`` is below the gap ``δ`` to the other Ritz values (Kato–Temple; Parlett, *The
+    Symmetric Eigenvalue Problem*, §11.7). The iteration stops when ``min(r, r²/δ) ≤ tol·|θ|`` for each of the top
+    ``k``: one HVP per step and none after convergence. The basis lives in the operator's dtype and device; its inner
+    products and ``T_j`` are float64. A full basis (``max_basis`` vectors) restarts from the sum of the top Ritz
+    vectors; an exhausted Krylov space (``β = 0``) goes on from a random vector orthogonal to it. Entries whose
+    bound is not met within ``max_hvp`` HVPs are NaN.
+    """
+    basis: list[torch.Tensor] = []
+    alphas: list[float] = []
+    betas: list[float] = []
+    q = v0.to(device=op.device, dtype=op.dtype)
+    for _ in range(int(max_hvp)):
+        q = q / q.norm()
+        basis.append(q)
+        w = op.matvec(q)
+        alphas.append(float(torch.dot(w.double(), q.double())))
+        stacked = torch.stack(basis).double()
+        for _ in range(2):  # twice is enough (Giraitis–Kahan–Parlett): orthogonal to rounding
+            w = w - ((stacked @ w.double()) @ stacked).to(w.dtype)
+        beta = float(w.double().norm())
+        theta, s = eigh_tridiagonal(np.array(alphas), np.array(betas))
+        order = np.argsort(theta)[::-1]
+        theta, s = theta[order], s[:, order]
+        residual = np.abs(beta * s[-1, :k])
+        distance = np.abs(theta[:k, None] - theta[None, :])
+        np.fill_diagonal(distance, np.inf)
+        gaps = distance.min(axis=1, initial=np.inf)
+        gaps[np.isinf(gaps)] = 0.0  # one Ritz value: no gap known, the residual alone bounds the error
+        error = np.where(residual < gaps, residual**2 / np.where(gaps > 0, gaps, 1.0), residual)
+        converged = bool(np.all(error <= tol * np.abs(theta[:k])))
+        if (theta.size >= k and converged) or len(basis) == op.size:
+            break
+        if beta <= 1e-12 * np.abs(theta).max(initial=1.0):  # an invariant subspace: go on orthogonally to it
+            q = torch.randn(op.size, generator=gen, dtype=torch.float64)
+            q = (q - (stacked @ q) @ stacked).to(op.dtype)
+            betas.append(0.0)
+        elif len(basis) == max_basis:
+            q = (stacked.T @ torch.from_numpy(s[:, :k].sum(1))).to(op.dtype)
+            basis, alphas, betas = [], [], []
+        else:
+            betas.append(beta)
+            q = w / beta
+    vals = np.full(k, np.nan)
+    vecs = np.full((op.size, k), np.nan)
+    done = np.flatnonzero((error <= tol * np.abs(theta[: error.size])) | (len(basis) == op.size))
+    vals[done] = theta[done]
+    vecs[:, done] = (stacked.T @ torch.from_numpy(s[:, done])).cpu().numpy()
+    return vals, vecs, done.size == k
 
 
 def _power(op: HessianOperator, k: int, tol: float, max_hvp: int, seed: int, v0: np.ndarray | None = None):
@@ -337,29 +420,29 @@ def top_eigenvalues(
     k : int
         Number of eigenpairs, ``1 ≤ k ≤ op.size`` (``ValueError`` otherwise).
     method : {"lanczos", "power", "dense"}
-        ``"lanczos"``: ARPACK ``eigsh(which="LA")`` with a seeded start vector; ARPACK needs ``k < n``, so for
-        ``k == n`` this falls back to ``"dense"`` (reported in ``info["method"]``). ``"power"``: power iteration
-        with Hotelling deflation for ``k > 1``, stopping when the Rayleigh quotient changes by less than ``tol``
-        relative. ``"dense"``: build ``H`` from ``n`` HVPs and call ``numpy.linalg.eigh`` (small ``n`` only).
+        ``"lanczos"``: Lanczos with full reorthogonalisation from a seeded start vector, stopped as soon as the
+        error bound ``min(r, r²/δ)`` of each of the top ``k`` Ritz values is below ``tol`` relative (``r`` its
+        residual norm, ``δ`` its gap to the other Ritz values). ``"power"``: power iteration with Hotelling deflation
+        for ``k > 1``, stopping when the Rayleigh quotient changes by less than ``tol`` relative (a change, not an
+        error bound). ``"dense"``: build ``H`` from ``n`` HVPs and call ``numpy.linalg.eigh`` (small ``n`` only).
     tol : float
-        Relative tolerance (ARPACK's ``tol`` for Lanczos; relative change of the eigenvalue for power iteration).
+        Relative tolerance of the eigenvalues (see ``method``).
     max_hvp : int
-        HVP budget. Lanczos: converted into ARPACK restarts (approximate); power: a hard cap over all ``k``.
+        HVP budget, a hard cap over all ``k``.
     seed : int
         Seeds the start vector(s).
     v0 : ndarray, shape (n,), optional
-        Start vector, e.g. the top eigenvector of a nearby Hessian (the previous training step): a warm start. Lanczos
-        then uses a Krylov space of ``2k + 2`` vectors instead of ``max(2k + 1, 20)``: 7 HVPs instead of 21 on a
-        trained ConvNetSI (``benchmarks/curvature_top_eigenvalue.py``). Power iteration starts its first vector there.
+        Start vector, e.g. the top eigenvector of a nearby Hessian (the previous training step): a warm start, which
+        both methods begin from.
 
     Returns
     -------
     eigenvalues : ndarray, shape (k,)
-        Descending. Entries ARPACK did not converge within the budget are NaN.
+        Descending. Lanczos entries whose error bound was not met within ``max_hvp`` are NaN.
     eigenvectors : ndarray, shape (n, k), float64
         Unit columns matching ``eigenvalues``.
     info : dict
-        ``n_hvp`` (HVPs used by this call), ``converged`` (bool), ``method`` (the one actually used), ``tol``.
+        ``n_hvp`` (HVPs used by this call), ``converged`` (bool), ``method``, ``tol``.
     """
     k = _check_k(op, k)
     if method not in ("lanczos", "power", "dense"):
@@ -374,32 +457,15 @@ def top_eigenvalues(
             raise ValueError(f"top_eigenvalues: v0 must be a finite nonzero vector of shape ({op.size},)")
     start = op.n_hvp
     converged = True
-    used = method
-    if method == "dense" or (method == "lanczos" and k >= op.size):
-        used = "dense"
+    if method == "dense":
         vals, vecs = _dense_top(op, k)
     elif method == "lanczos":
-        n = op.size
-        ncv = min(n, 2 * k + 2 if v0 is not None else max(2 * k + 1, 20))
-        # One implicit restart costs about ncv - k HVPs after the first ncv; size maxiter to the budget.
-        maxiter = max(1, (int(max_hvp) - ncv) // max(ncv - k, 1) + 1)
-        if v0 is None:
-            v0 = np.random.default_rng(seed).standard_normal(n)
-        try:
-            vals, vecs = eigsh(op.as_linear_operator(), k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
-        except ArpackNoConvergence as exc:
-            converged = False
-            vals = np.full(k, np.nan)
-            vecs = np.full((n, k), np.nan)
-            got = np.asarray(exc.eigenvalues)
-            if got.size:  # keep the converged ones, largest first
-                o = np.argsort(got)[::-1][:k]
-                vals[: o.size], vecs[:, : o.size] = got[o], np.asarray(exc.eigenvectors)[:, o]
-        order = np.argsort(-np.nan_to_num(vals, nan=-np.inf), kind="stable")
-        vals, vecs = vals[order], vecs[:, order]
+        gen = torch.Generator().manual_seed(int(seed))
+        start_vector = torch.randn(op.size, generator=gen, dtype=torch.float64) if v0 is None else torch.from_numpy(v0)
+        vals, vecs, converged = _lanczos(op, k, tol, int(max_hvp), start_vector, LANCZOS_BASIS, gen)
     else:
         vals, vecs, converged = _power(op, k, tol, int(max_hvp), seed, v0)
-    info = {"n_hvp": op.n_hvp - start, "converged": bool(converged), "method": used, "tol": tol}
+    info = {"n_hvp": op.n_hvp - start, "converged": bool(converged), "method": method, "tol": tol}
     return np.asarray(vals, dtype=np.float64), np.asarray(vecs, dtype=np.float64), info
 
 
@@ -442,7 +508,7 @@ def effective_sharpness(
     si_params: Sequence[nn.Parameter] | None = None,
     *,
     loss_fn: Callable[..., torch.Tensor] = F.cross_entropy,
-    hvp_mode: str = "jvp",
+    hvp_mode: str = "double_backward",
     **kw,
 ) -> dict:
     """Sharpness ``λ_max(H_SI)`` and effective sharpness ``s̃ = ρ²·λ_max(H_SI)`` of the training loss.
@@ -461,7 +527,7 @@ def effective_sharpness(
         and collected by :func:`~empirical.scale_invariance.si_parameters`. ``ValueError`` if there are none.
     loss_fn : callable
         As for :class:`HessianOperator` (also used for the SI search).
-    hvp_mode : {"jvp", "double_backward"}
+    hvp_mode : {"double_backward", "jvp"}
         The ``mode`` of the :class:`HessianOperator`.
     **kw
         Passed to :func:`top_eigenvalues` (``method``, ``tol``, ``max_hvp``, ``seed``, ``v0``).
@@ -496,4 +562,77 @@ def effective_sharpness(
         "converged": info["converged"],
         "method": info["method"],
         "eigenvector": vecs[:, 0],
+    }
+
+
+def batch_sharpness(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    si_params: Sequence[nn.Parameter],
+    *,
+    loss_fn: Callable[..., torch.Tensor] = F.cross_entropy,
+    rel_tol: float = 0.05,
+    confidence: float = 0.95,
+    min_batches: int = 5,
+    max_batches: int = 100,
+) -> dict:
+    """Batch sharpness ``E_B[g_Bᵀ H_B g_B / ‖g_B‖²]`` of the SI weights and its effective form (× ρ²).
+
+    ``g_B`` and ``H_B`` are the gradient and Hessian of one minibatch's training loss (BatchNorm in train mode, the
+    batch's own statistics, no weight decay) restricted to the SI weights: the curvature along the direction SGD
+    steps in. Agarwal et al. (Edge of Stochastic Stability, arXiv 2412.20553) report that for plain SGD it settles
+    at ``2/η``; with BatchNorm and weight decay the analogue would be ``η̃ · ρ²·E_B[…] ≈ 2(1−ηλ)``, a hypothesis
+    that :mod:`paper_checks.c5_sharpness` tests, not a fact. Each batch costs one gradient graph and one HVP.
+    Batches are drawn from ``batches`` until the confidence interval of the mean (Student t) has a half-width of at
+    most ``rel_tol`` of the mean, with at least ``min_batches`` and at most ``max_batches``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        In train mode; left untouched (parameters, buffers).
+    batches : iterable of (x, y)
+        Minibatches, e.g. random draws of the training set; read lazily, only as many as needed.
+    si_params : list of nn.Parameter
+        The SI weights (``ρ`` is their joint norm).
+    loss_fn : callable
+        ``loss_fn(logits, targets, reduction="sum")``.
+    rel_tol, confidence : float
+        Stop when the ``confidence`` interval's half-width ≤ ``rel_tol · |mean|``.
+    min_batches, max_batches : int
+
+    Returns
+    -------
+    dict
+        ``batch_sharpness`` (the mean), ``eff_batch_sharpness`` (× ρ²) and ``eff_batch_sharpness_ci_low`` /
+        ``_high``, ``si_norm`` (ρ), ``n_batches``, ``converged`` (the interval reached ``rel_tol``) and ``values``
+        (ndarray, shape (n_batches,): one ``g_Bᵀ H_B g_B / ‖g_B‖²`` per batch).
+    """
+    if not (0 < rel_tol and 0 < confidence < 1):
+        raise ValueError(f"batch_sharpness: need rel_tol > 0 and 0 < confidence < 1, got {rel_tol!r}, {confidence!r}")
+    if not 2 <= min_batches <= max_batches:
+        raise ValueError(f"batch_sharpness: need 2 <= min_batches <= max_batches, got {min_batches}, {max_batches}")
+    values: list[float] = []
+    half_width, mean, rho = math.inf, math.nan, math.nan
+    for batch in batches:
+        op = HessianOperator(model, [batch], si_params, loss_fn=loss_fn)
+        g = op.gradient()
+        values.append(float(torch.dot(g, op.matvec(g)) / torch.dot(g, g)))
+        rho = float(op.params_vector().double().norm())
+        if len(values) >= min_batches:
+            mean = float(np.mean(values))
+            sem = float(np.std(values, ddof=1)) / math.sqrt(len(values))
+            half_width = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * sem
+            if half_width <= rel_tol * abs(mean) or len(values) >= max_batches:
+                break
+    if len(values) < min_batches:
+        raise ValueError(f"batch_sharpness: {len(values)} batches given, at least min_batches={min_batches} needed")
+    return {
+        "batch_sharpness": mean,
+        "eff_batch_sharpness": rho**2 * mean,
+        "eff_batch_sharpness_ci_low": rho**2 * (mean - half_width),
+        "eff_batch_sharpness_ci_high": rho**2 * (mean + half_width),
+        "si_norm": rho,
+        "n_batches": len(values),
+        "converged": bool(half_width <= rel_tol * abs(mean)),
+        "values": np.array(values),
     }

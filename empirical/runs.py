@@ -27,6 +27,8 @@ from simulate.records import read_jsonl, series_arrays
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Fields that change where or how a run is executed, not its numbers: kept out of the run id.
 _NOT_HASHED = ("device", "checkpoint_every", "channels_last")
+# Fields added after runs existed, hashed only when switched on: the runs that do not use them keep their ids.
+_HASHED_WHEN_ON = ("batch_sharpness_every",)
 
 
 @dataclass
@@ -58,9 +60,10 @@ def run_id(spec: RunSpec) -> str:
     """A stable 12-hex-digit id of everything in ``spec`` that decides the run's numbers.
 
     The SHA-256 of the sorted JSON of the fields, without ``device``, ``checkpoint_every`` and ``channels_last``
-    (a run restarted elsewhere keeps its id). Equal specs have equal ids on every machine and Python version.
+    (a run restarted elsewhere keeps its id), and without ``batch_sharpness_every`` when it is 0 (added later: the
+    runs without it keep the ids they had). Equal specs have equal ids on every machine and Python version.
     """
-    hashed = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    hashed = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED and not (k in _HASHED_WHEN_ON and not v)}
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
 

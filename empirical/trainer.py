@@ -12,8 +12,10 @@ records; resuming from it reproduces the uninterrupted run bit for bit on a CPU.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,15 +25,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import theory
-from empirical.curvature import effective_sharpness
+from empirical.curvature import batch_sharpness, effective_sharpness
 from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from empirical.scale_invariance import find_si_groups, si_parameters
+from empirical.tracking import CrossingSearch, locate_crossing
 from simulate.analysis import summarize_run, threshold_crossings
 from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.records import current_record, series_arrays, write_json, write_jsonl
 
-DENSE_BAND = (0.8, 1.5)
-"""Where η̃·s̃ / 2(1−ηλ) is measured at every step (``TrainConfig.sharpness_every``)."""
+SHARPNESS_TOL = 1e-3
+"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`)."""
 
 
 @dataclass
@@ -42,12 +45,11 @@ class TrainConfig:
     learning rate of the parameters that are not scale-invariant (0 freezes them; None: 0 for the SI nets, ``lr``
     for nets whose every parameter is trained). ``fix_norm`` projects the SI weights back to that norm after every
     step (0: to their initial norm ρ₀); ``fix_elr`` sets ``lr = fix_elr·ρ₀²`` with that projection.
-    ``sharpness_every`` K > 0 measures the effective sharpness s̃ every K steps, and at every step while η̃·s̃,
-    predicted from the last measured s̃ and the current η̃, lies in :data:`DENSE_BAND` × 2(1−ηλ): the upward
-    crossing before each destabilisation and any hovering at the threshold are resolved to a step. Above the band
-    (the blow-up of a destabilisation and the recovery after it, where η̃·s̃ stays far above the threshold for many
-    steps) it measures every K/5 steps only: enough to see η̃·s̃ fall back into the band before the next crossing,
-    at a fifth of the cost.
+    ``sharpness_every`` K > 0 measures the effective sharpness s̃ of the step's loss at least every K steps, where
+    η̃·s̃ is predicted to cross 2(1−ηλ), and at the step before ρ rises; the latest upward crossing before each
+    destabilisation is then located to one step over the weights of the last K steps (:mod:`empirical.tracking`).
+    ``batch_sharpness_every`` K > 0 measures the batch sharpness (:func:`empirical.curvature.batch_sharpness`) on
+    random minibatches every K steps. Neither changes the training.
     """
 
     lr: float
@@ -64,6 +66,7 @@ class TrainConfig:
     eval_points: int = 20
     checkpoint_every: int = 0
     sharpness_every: int = 0
+    batch_sharpness_every: int = 0
 
     def __post_init__(self):
         theory.validate(lr=self.lr, wd=self.wd, momentum=self.momentum)
@@ -71,8 +74,8 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
         if self.fix_norm is not None and self.fix_elr is not None:
             raise ValueError("fix_norm and fix_elr exclude each other")
-        if self.sharpness_every < 0 or self.checkpoint_every < 0:
-            raise ValueError("sharpness_every and checkpoint_every must be >= 0")
+        if min(self.sharpness_every, self.batch_sharpness_every, self.checkpoint_every) < 0:
+            raise ValueError("sharpness_every, batch_sharpness_every and checkpoint_every must be >= 0")
         if self.noninv_lr is not None and not (math.isfinite(self.noninv_lr) and self.noninv_lr >= 0):
             raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
 
@@ -176,9 +179,12 @@ class Trainer:
         self.series: list[dict] = []
         self.evals: list[dict] = []
         self.diverged_at: int | None = None
-        self._last_eff_sharpness: float | None = None
-        self._last_eigenvector: np.ndarray | None = None
-        self._last_measured: int | None = None
+        every = config.sharpness_every
+        self._search = CrossingSearch(stability_threshold(lr, config.wd), every) if every else None
+        # The last K steps' weights and batches, for measurements at past steps; a shadow model holds them.
+        self._history: deque[tuple[int, torch.Tensor, list[torch.Tensor]]] = deque(maxlen=every + 1)
+        self._shadow = copy.deepcopy(model).train() if every else None
+        self._eigenvectors: dict[int, np.ndarray] = {}
         if self.fixed_norm is not None:
             self._project()
 
@@ -194,10 +200,11 @@ class Trainer:
         with torch.no_grad():
             torch._foreach_mul_(self.si_params, self.fixed_norm / self._norms()[0])
 
-    def _batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, indices: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs and targets of ``step``'s batch (augmented as at that step)."""
         x, y = self.data.train_x[indices], self.data.train_y[indices]
         if self.config.augment:
-            generator = torch.Generator(device="cpu").manual_seed(self.config.seed * 1_000_003 + self.step)
+            generator = torch.Generator(device="cpu").manual_seed(self.config.seed * 1_000_003 + step)
             padding, flip = AUGMENTATION[self.data.name]
             x = augment(x, generator, padding, flip=flip)
         return x, y
@@ -209,7 +216,7 @@ class Trainer:
         parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
         loss_sum, correct = 0.0, 0
         for part in parts:
-            x, y = self._batch(part)
+            x, y = self._batch(part, self.step)
             logits = self.model(x)
             loss = F.cross_entropy(logits, y, reduction="sum") / total
             loss.backward()
@@ -217,44 +224,91 @@ class Trainer:
             correct = correct + (logits.argmax(1) == y).sum()
         return loss_sum, correct / total
 
-    def _wants_sharpness(self) -> bool:
-        every = self.config.sharpness_every
-        if not every:
-            return False
-        if self.step % every == 0:
-            return True
-        if self._last_eff_sharpness is None:
-            return False
-        predicted = theory.effective_lr(self.lr, float(self._norms()[0])) * self._last_eff_sharpness
-        low, high = (bound * self.stability_threshold for bound in DENSE_BAND)
-        if predicted > high:
-            return self.step - self._last_measured >= max(1, every // 5)
-        return bool(predicted >= low)
-
     @property
     def stability_threshold(self) -> float:
         """2(1−ηλ): gradient descent leaves a minimum once η̃·s̃ exceeds it (:func:`stability_threshold`)."""
         return stability_threshold(self.lr, self.config.wd)
 
-    def _sharpness(self, indices: torch.Tensor) -> dict:
-        """Top Hessian eigenvalue of the step's loss on the SI weights (the step's batch or ghost batches),
-        and s̃ = ρ²·λ_max; Lanczos to 1e-3 relative. In the dense window, warm-started from the
-        previous step's eigenvector (7 HVPs instead of 21); a measurement after a gap starts cold, so that a stale
-        direction cannot steer Lanczos to a lower eigenvalue."""
+    def _step_batches(self, indices: torch.Tensor, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The loss of ``step`` as (ghost) batches: the step's batch, or the full batch's fixed partition."""
         parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
-        batches = [self._batch(p) for p in parts]
-        # Double backward: the same HVP as forward-over-reverse to ~1e-15, and faster in eager mode on a CPU.
+        return [self._batch(p, step) for p in parts]
+
+    def _sharpness(self, step: int, indices: torch.Tensor, weights: list[torch.Tensor] | None = None) -> dict:
+        """λ_max of ``step``'s loss on the SI weights (Lanczos to :data:`SHARPNESS_TOL`) and s̃ = ρ²·λ_max, at the
+        model's weights or at ``weights`` (all parameters of a past step, loaded into the shadow model).
+
+        Lanczos starts from the top eigenvector measured nearest in time within the last K steps (a warm start,
+        a few HVPs), cold otherwise."""
+        model, si_params = self.model, self.si_params
+        if weights is not None:
+            model = self._shadow
+            with torch.no_grad():
+                torch._foreach_copy_(list(model.parameters()), weights)
+            positions = {id(p): i for i, p in enumerate(self.model.parameters())}
+            shadow = list(model.parameters())
+            si_params = [shadow[positions[id(p)]] for p in self.si_params]
+        near = [t for t in self._eigenvectors if abs(t - step) < self.config.sharpness_every]
+        warm = self._eigenvectors[min(near, key=lambda t: abs(t - step))] if near else None
         found = effective_sharpness(
-            self.model,
-            batches,
-            si_params=self.si_params,
-            tol=1e-3,
-            hvp_mode="double_backward",
-            v0=self._last_eigenvector if self._last_measured == self.step - 1 else None,
+            model, self._step_batches(indices, step), si_params=si_params, tol=SHARPNESS_TOL, v0=warm
         )
-        self._last_eff_sharpness, self._last_eigenvector = found["eff_sharpness"], found["eigenvector"]
-        self._last_measured = self.step
+        self._eigenvectors[step] = found["eigenvector"]
+        for t in [t for t in self._eigenvectors if t < step - self.config.sharpness_every]:
+            del self._eigenvectors[t]
         return {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
+
+    def _measure(self, indices: torch.Tensor) -> dict:
+        """The curvature measurements due at this step (before its update); keeps its weights for later ones.
+
+        When ρ rose on the step before and :meth:`empirical.tracking.CrossingSearch.look_back` asks for it, that
+        step is measured from the ring buffer first, and a crossing it brackets is located."""
+        found = {}
+        if self._search is not None:
+            rho = float(self._norms()[0])
+            if self.series and self._search.look_back(self.step, rho > self.series[-1]["si_norm"]):
+                self._measure_past(self.step - 1, looked_back=True)
+            self._history.append((self.step, indices, [p.detach().clone() for p in self.model.parameters()]))
+            if self._search.due(self.step, theory.effective_lr(self.lr, rho)):
+                found |= self._sharpness(self.step, indices)
+        every = self.config.batch_sharpness_every
+        if every and self.step % every == 0:
+            found |= self._batch_sharpness(self.step)
+        return found
+
+    def _measure_past(self, step: int, looked_back: bool = False) -> float | None:
+        """η̃·s̃ at a past ``step``: measured before, or now from the ring buffer into its record; None if the step
+        is no longer kept. With ``looked_back``, the measurement goes to the schedule, and a crossing it brackets
+        is located."""
+        record = self.series[step]
+        if "elr_times_sharpness" in record and not looked_back:
+            return record["elr_times_sharpness"]
+        kept = {t: (indices, weights) for t, indices, weights in self._history}
+        if step not in kept:
+            return None
+        record.update(self._sharpness(step, *kept[step]))
+        record["elr_times_sharpness"] = record["elr"] * record["eff_sharpness"]
+        if looked_back:
+            bracket = self._search.update(step, record["elr"], record["eff_sharpness"], looked_back=True)
+            if bracket:
+                locate_crossing(*bracket, self._measure_past, self.stability_threshold)
+        return record["elr_times_sharpness"]
+
+    def _batch_sharpness(self, step: int) -> dict:
+        """:func:`empirical.curvature.batch_sharpness` on minibatches drawn at random for ``step`` (a generator of
+        its own: the training's order and augmentation are untouched)."""
+        stream = np.random.SeedSequence([self.config.seed, step, 1]).generate_state(1)[0]  # not the augmentation's
+        generator = torch.Generator(device="cpu").manual_seed(int(stream))
+        size = min(self.config.batch_size, self.data.n_train)
+
+        def draws():
+            while True:
+                indices = torch.randperm(self.data.n_train, generator=generator)[:size]
+                yield self._batch(indices.to(self.data.train_y.device), step)
+
+        found = batch_sharpness(self.model, draws(), self.si_params)
+        keys = ("batch_sharpness", "eff_batch_sharpness", "eff_batch_sharpness_ci_low", "eff_batch_sharpness_ci_high")
+        return {key: found[key] for key in keys}
 
     def _train_step(self, indices: torch.Tensor) -> dict:
         loss, acc = self._loss_and_grads(indices)
@@ -344,9 +398,8 @@ class Trainer:
         self.series = [current_record(r) for r in state["series"]]
         self.si_norm0, self.fixed_norm = state["si_norm0"], state["fixed_norm"]  # the run's, not this fresh model's
         measured = [r for r in self.series if "eff_sharpness" in r]
-        if measured:  # the dense-window rule goes on from the last measurement; Lanczos restarts cold
-            self._last_eff_sharpness = measured[-1]["eff_sharpness"]
-            self._last_measured = measured[-1]["step"]
+        if measured and self._search is not None:  # the schedule goes on from the last measurement, cold
+            self._search.update(measured[-1]["step"], measured[-1]["elr"], measured[-1]["eff_sharpness"])
         return True
 
     def _order(self, epoch: int) -> list[torch.Tensor]:
@@ -370,12 +423,18 @@ class Trainer:
             for indices in self._order(epoch)[offset:]:
                 if self.step in evaluate_at:
                     self.evals.append(self._evaluate())
-                curvature = self._sharpness(indices) if self._wants_sharpness() else {}
+                curvature = self._measure(indices)
                 record = self._train_step(indices)
-                if curvature:  # η̃ of the record is the one before the step, at the weights s̃ was measured on
+                if "eff_sharpness" in curvature:  # the record's η̃ is the one before the step, where s̃ was measured
                     curvature["elr_times_sharpness"] = record["elr"] * curvature["eff_sharpness"]
+                if "eff_batch_sharpness" in curvature:
+                    curvature["elr_times_batch_sharpness"] = record["elr"] * curvature["eff_batch_sharpness"]
                 record.update(curvature)
                 self.series.append(record)
+                if "eff_sharpness" in curvature and math.isfinite(record["elr"]):
+                    bracket = self._search.update(self.step, record["elr"], curvature["eff_sharpness"])
+                    if bracket:
+                        locate_crossing(*bracket, self._measure_past, self.stability_threshold)
                 self.step += 1
                 bar.update(1)
                 if not (math.isfinite(record["loss"]) and math.isfinite(record["si_norm"])):

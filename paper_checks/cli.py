@@ -323,7 +323,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-points", type=int, default=20, help="log-spaced evaluations (default: 20)")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: none)")
     parser.add_argument(
-        "--sharpness-every", type=int, default=0, help="measure the effective sharpness every K steps (0: never)"
+        "--sharpness-every",
+        type=int,
+        default=0,
+        help="measure the effective sharpness at least every K steps and locate each crossing of 2(1−ηλ) (0: never)",
+    )
+    parser.add_argument(
+        "--batch-sharpness-every", type=int, default=0, help="measure the batch sharpness every K steps (0: never)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")

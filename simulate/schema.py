@@ -45,6 +45,11 @@ SERIES_FIELDS = _table(
     Field("sharpness", "", "λ_max of the Hessian of the step's loss on the scale-invariant weights (where measured)"),
     Field("eff_sharpness", "", "effective sharpness s̃ = ρ²·λ_max (where measured)"),
     Field("elr_times_sharpness", "", "η̃·s̃; gradient descent leaves a minimum above 2(1−ηλ) (where measured)"),
+    Field("batch_sharpness", "", "E_B[g_Bᵀ H_B g_B/‖g_B‖²] on the SI weights over random minibatches (where measured)"),
+    Field("eff_batch_sharpness", "", "ρ²·batch_sharpness (where measured)"),
+    Field("eff_batch_sharpness_ci_low", "", "lower end of its 95 % confidence interval"),
+    Field("eff_batch_sharpness_ci_high", "", "upper end of its 95 % confidence interval"),
+    Field("elr_times_batch_sharpness", "", "η̃·ρ²·batch_sharpness, to compare with 2(1−ηλ) (where measured)"),
 )
 
 SERIES = ("loss", "si_norm", "grad_norm", "elr", "eff_grad_norm", "angular_update")

@@ -77,6 +77,14 @@ def test_c5_numbers_are_the_runs_and_no_destabilisation_fails(tmp_path):
     assert verdict.numbers["last_ratios"] == pytest.approx([e["last"] / threshold for e in last])
     expected = len(on) >= settings["min_events"] and sum(on) / len(on) >= settings["min_fraction"]
     assert verdict.detector_band["default"]["passed"] == expected
+    # the minibatch run is reported, not decided: its numbers are those of its records
+    minibatch = ctx.train(ctx.spec(**settings["minibatch_run"]))
+    for name, key in (("lambda_max", "elr_times_sharpness"), ("batch_sharpness", "elr_times_batch_sharpness")):
+        values = [r[key] for r in minibatch.records if key in r]
+        assert values and verdict.numbers["minibatch"][name]["median_ratio"] == pytest.approx(
+            np.median(values) / threshold
+        )
+        assert [e["event"] for e in verdict.numbers["minibatch"][name]["per_event"]] == minibatch.summary["events"]
 
     # without weight decay η̃ only falls: no destabilisation, so the "≥ N events" requirement fails
     calm = timed(c5, CheckContext(out=tmp_path / "calm", device="cpu"), _tiny(c5, run={"wd": 0.0}))

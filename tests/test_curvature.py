@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 
 import numpy as np
 import pytest
@@ -14,7 +15,13 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from empirical.curvature import HessianOperator, effective_sharpness, hutchinson_trace, top_eigenvalues
+from empirical.curvature import (
+    HessianOperator,
+    batch_sharpness,
+    effective_sharpness,
+    hutchinson_trace,
+    top_eigenvalues,
+)
 from empirical.nets import ConvNetSI
 
 TINY = torch.finfo(torch.float64).tiny
@@ -207,14 +214,48 @@ def test_power_finds_largest_algebraic_eigenvalue_when_most_negative_dominates()
     assert np.all(np.abs(vals - want) <= 1e-4 * np.abs(want))
 
 
-def test_lanczos_k_equal_n_falls_back_to_dense():
+def test_lanczos_k_equal_n_is_the_whole_spectrum():
     model, batches, _ = _mlp(1)
     op = HessianOperator(model, batches, [model.fc2.weight])  # n = 15
-    vals, vecs, info = top_eigenvalues(op, op.size, method="lanczos")
-    assert info["method"] == "dense" and info["n_hvp"] == op.size
+    vals, vecs, info = top_eigenvalues(op, op.size, method="lanczos", tol=1e-10)
+    assert info["converged"] and info["n_hvp"] == op.size
     want = np.linalg.eigvalsh(_dense_hessian(model, batches, [model.fc2.weight]).numpy())[::-1]
     np.testing.assert_allclose(vals, want, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(vecs.T @ vecs, np.eye(op.size), atol=1e-10)
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(op.size), atol=1e-8)
+
+
+@settings(max_examples=6)
+@given(seed=st.integers(0, 10_000), tol=st.sampled_from([1e-2, 1e-3, 1e-6]))
+def test_lanczos_error_bound_holds_and_it_stops_early(seed, tol):
+    # The stopping rule is an error bound: the returned eigenvalue is within tol of the dense one, and a loose
+    # tolerance stops after fewer HVPs than a tight one.
+    model, batches, params = _convnet(seed % 7, width=1)
+    want = np.linalg.eigvalsh(_dense_convnet(seed % 7))[-1]
+    op = HessianOperator(model, batches, params)
+    vals, _, info = top_eigenvalues(op, 1, tol=tol, seed=seed)
+    assert info["converged"] and abs(vals[0] - want) <= tol * abs(want)
+    _, _, tight = top_eigenvalues(op, 1, tol=1e-10, seed=seed)
+    assert info["n_hvp"] <= tight["n_hvp"] and (tol < 1e-3 or info["n_hvp"] < tight["n_hvp"])
+
+
+def test_lanczos_budget_exhausted_is_nan_not_a_number():
+    model, batches, params = _convnet(0, width=1)
+    vals, vecs, info = top_eigenvalues(HessianOperator(model, batches, params), 2, tol=1e-12, max_hvp=3)
+    assert not info["converged"] and info["n_hvp"] == 3
+    assert np.isnan(vals).all() and np.isnan(vecs).all()
+
+
+def test_double_backward_keeps_one_graph_and_matches_jvp():
+    model, batches, params = _convnet(2, width=1)
+    cached, fresh = HessianOperator(model, batches, params), HessianOperator(model, batches, params, mode="jvp")
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        v = torch.randn(cached.size, generator=gen, dtype=torch.float64)
+        assert _rel(cached.matvec(v), fresh.matvec(v)) < 1e-10
+    graph = cached._graph
+    cached.matvec(v)
+    assert cached._graph is graph  # built once, reused by every HVP
+    assert _rel(cached.gradient(), fresh.gradient()) < 1e-12
 
 
 def test_hutchinson_trace_is_unbiased_and_shrinks():
@@ -408,3 +449,59 @@ def test_empty_and_malformed_batches():
     op = HessianOperator(model, batches, params)
     with pytest.raises(ValueError, match="shape"):
         op.matvec(torch.zeros(3, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Batch sharpness
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _draws(seed: int, batch: int = 8):
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        yield torch.randn(batch, 4, generator=gen, dtype=torch.float64), torch.randint(0, 3, (batch,), generator=gen)
+
+
+@settings(max_examples=5)
+@given(seed=st.integers(0, 10_000), c=st.floats(0.1, 10.0))
+def test_batch_sharpness_is_the_curvature_along_each_batch_gradient_and_scale_free(seed, c):
+    model, _, params = _mlp(seed)
+    found = batch_sharpness(model, _draws(seed), params, min_batches=4, max_batches=4)
+    want = []
+    for batch in itertools.islice(_draws(seed), 4):
+        h = _dense_hessian(model, [batch], params).numpy()
+        net = copy.deepcopy(model)
+        loss = F.cross_entropy(net(batch[0]), batch[1])
+        g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss, [net.fc1.weight, net.fc2.weight])]).numpy()
+        want.append(g @ h @ g / (g @ g))
+    np.testing.assert_allclose(found["values"], want, rtol=1e-8)
+    rho = float(torch.cat([p.detach().reshape(-1) for p in params]).norm())
+    assert found["eff_batch_sharpness"] == pytest.approx(rho**2 * np.mean(want), rel=1e-8)
+    scaled = _scaled_copy(model, {"fc1.weight", "fc2.weight"}, c)
+    again = batch_sharpness(scaled, _draws(seed), [scaled.fc1.weight, scaled.fc2.weight], min_batches=4, max_batches=4)
+    assert again["eff_batch_sharpness"] == pytest.approx(found["eff_batch_sharpness"], rel=1e-6)
+    assert again["batch_sharpness"] == pytest.approx(found["batch_sharpness"] / c**2, rel=1e-6)
+
+
+def test_batch_sharpness_stops_when_its_interval_is_narrow_enough():
+    model, _, params = _mlp(3)
+    loose = batch_sharpness(model, _draws(0), params, rel_tol=100.0)
+    assert loose["n_batches"] == 5 and loose["converged"]
+    tight = batch_sharpness(model, _draws(0), params, rel_tol=1e-6, max_batches=12)
+    assert tight["n_batches"] == 12 and not tight["converged"]
+    half = (tight["eff_batch_sharpness_ci_high"] - tight["eff_batch_sharpness_ci_low"]) / 2
+    assert half > 1e-6 * abs(tight["eff_batch_sharpness"])
+    medium = batch_sharpness(model, _draws(0), params, rel_tol=0.6, max_batches=400)
+    half = (medium["eff_batch_sharpness_ci_high"] - medium["eff_batch_sharpness_ci_low"]) / 2
+    assert medium["converged"] and half <= 0.6 * abs(medium["eff_batch_sharpness"]) and medium["n_batches"] > 12
+    np.testing.assert_array_equal(medium["values"][:12], tight["values"])  # the same draws, read lazily
+
+
+def test_batch_sharpness_bad_input():
+    model, _, params = _mlp(0)
+    with pytest.raises(ValueError, match="min_batches"):
+        batch_sharpness(model, _draws(0), params, min_batches=1)
+    with pytest.raises(ValueError, match="rel_tol"):
+        batch_sharpness(model, _draws(0), params, rel_tol=0.0)
+    with pytest.raises(ValueError, match="at least min_batches"):
+        batch_sharpness(model, itertools.islice(_draws(0), 3), params)
