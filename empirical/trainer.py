@@ -80,9 +80,12 @@ class TrainConfig:
             raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
 
 
-def stability_threshold(lr: float, wd: float) -> float:
-    """2(1−ηλ): gradient descent leaves a minimum once η̃·s̃ exceeds it (:mod:`theory.stability`)."""
-    return 2 * (1 - lr * wd)
+def stability_threshold(lr: float, wd: float, momentum: float = 0.0) -> float | None:
+    """The η̃·s̃ above which SGD leaves a minimum (:func:`theory.stability_threshold`): 2(1−ηλ) without momentum;
+    None where the theory gives none (with momentum, ηλ > (1−√β)²: the norm decays in oscillations)."""
+    if momentum and lr * wd > (1 - math.sqrt(momentum)) ** 2:
+        return None
+    return float(theory.stability_threshold(lr, wd, momentum))
 
 
 def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTINGS) -> dict:
@@ -90,10 +93,11 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
     knows besides.
 
     The norm control comes from ``fix_elr`` / ``fix_norm``, the learning rate from ``lr_effective``; the effective
-    sharpness of the minima is the median of those measured (``sharpness_every > 0``). Where η̃·s̃ was measured in
-    a run without momentum, the summary adds ``elr_times_sharpness_threshold`` (2(1−ηλ)) and, per destabilisation,
-    where η̃·s̃ stood before it (:func:`simulate.analysis.threshold_crossings`); momentum moves the threshold of
-    plain GD, and no derivation here says where.
+    sharpness of the minima is the median of those measured (``sharpness_every > 0``). Where η̃·s̃ was measured, the
+    summary adds ``elr_times_sharpness_threshold`` (:func:`stability_threshold`: 2(1−ηλ), or heavy ball's threshold
+    with momentum) and, per destabilisation, where η̃·s̃ stood before it
+    (:func:`simulate.analysis.threshold_crossings`); with momentum and ηλ > (1−√β)², where the theory derives no
+    threshold, neither.
 
     Parameters
     ----------
@@ -129,8 +133,8 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
         eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
         settings=settings,
     )
-    if measured and not momentum:
-        threshold = stability_threshold(lr, wd)
+    threshold = stability_threshold(lr, wd, momentum)
+    if measured and threshold is not None:
         summary["elr_times_sharpness_threshold"] = threshold
         summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
             [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
@@ -180,7 +184,9 @@ class Trainer:
         self.evals: list[dict] = []
         self.diverged_at: int | None = None
         every = config.sharpness_every
-        self._search = CrossingSearch(stability_threshold(lr, config.wd), every) if every else None
+        threshold = stability_threshold(lr, config.wd, config.momentum)
+        # without a threshold (momentum outside the theory's domain) s̃ is measured every K steps only
+        self._search = CrossingSearch(math.inf if threshold is None else threshold, every) if every else None
         # The last K steps' weights and batches, for measurements at past steps; a shadow model holds them.
         self._history: deque[tuple[int, torch.Tensor, list[torch.Tensor]]] = deque(maxlen=every + 1)
         self._shadow = copy.deepcopy(model).train() if every else None
@@ -225,9 +231,9 @@ class Trainer:
         return loss_sum, correct / total
 
     @property
-    def stability_threshold(self) -> float:
-        """2(1−ηλ): gradient descent leaves a minimum once η̃·s̃ exceeds it (:func:`stability_threshold`)."""
-        return stability_threshold(self.lr, self.config.wd)
+    def stability_threshold(self) -> float | None:
+        """The η̃·s̃ above which SGD leaves a minimum (:func:`stability_threshold`)."""
+        return stability_threshold(self.lr, self.config.wd, self.config.momentum)
 
     def _step_batches(self, indices: torch.Tensor, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The loss of ``step`` as (ghost) batches: the step's batch, or the full batch's fixed partition."""

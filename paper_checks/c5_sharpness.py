@@ -172,7 +172,7 @@ def threshold_test(result, key: str, settings: dict) -> dict:
     """
     spec = result.spec
     events = [int(e) for e in result.summary["events"]]
-    threshold = stability_threshold(spec.lr, spec.wd)
+    threshold = stability_threshold(spec.lr, spec.wd, spec.momentum)
     t_max = growth_steps(spec.lr, spec.wd, settings["log_amplification"])
     measured = [(r["step"], r[key]) for r in result.records if math.isfinite(r.get(key, math.nan))]
     steps, values = zip(*measured, strict=True) if measured else ((), ())

@@ -193,7 +193,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _print_crossings(summary: dict) -> None:
-    """The measured η̃·s̃ before each destabilisation: the last value below 2(1−ηλ), the crossing, the last one."""
+    """The measured η̃·s̃ before each destabilisation: the last value below the threshold (2(1−ηλ), or heavy ball's
+    with momentum), the crossing, the last one."""
     found = summary.get("elr_times_sharpness_before_destabilization")
     if not found:
         return
@@ -201,7 +202,9 @@ def _print_crossings(summary: dict) -> None:
     def cell(step, value):
         return f"{'–':>6} {'–':>9}" if step is None else f"{step:>6} {value:>9.4g}"
 
-    print(f"η̃·s̃ before each destabilisation (threshold 2(1−ηλ) = {summary['elr_times_sharpness_threshold']:.4g}):")
+    threshold = summary["elr_times_sharpness_threshold"]
+    name = "2(1−ηλ)" if not summary.get("momentum") else "(1+z₊)(z₊+β)/z₊ − ηλ"
+    print(f"η̃·s̃ before each destabilisation (threshold {name} = {threshold:.4g}):")
     print(f"{'':>6}  {'last below':>16}  {'crossing':>16}  {'last before it':>16}")
     print(f"{'event':>6}  " + "  ".join([f"{'step':>6} {'value':>9}"] * 3))
     for e in found:

@@ -114,7 +114,11 @@ SUMMARY_FIELDS = _table(
         "period_predicted_measured_threshold", "step", "the period law's mean period with the η̃ measured at each event"
     ),
     Field("relative_error_measured_threshold", "", "relative error of period_predicted_measured_threshold"),
-    Field("elr_times_sharpness_threshold", "", "2(1−ηλ), where η̃·s̃ was measured in a run without momentum"),
+    Field(
+        "elr_times_sharpness_threshold",
+        "",
+        "where η̃·s̃ was measured: 2(1−ηλ), or (1+z₊)(z₊+β)/z₊ − ηλ with momentum (theory.stability_threshold)",
+    ),
     Field(
         "elr_times_sharpness_before_destabilization",
         "",

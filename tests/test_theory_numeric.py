@@ -592,16 +592,31 @@ VALID = {
     "period_length": {"elr_start": 0.1, "elr_critical": 1.0, "lr": 0.1, "wd": 0.01, "momentum": 0.5},
     "period_length_leading": {"elr_start": 0.1, "elr_critical": 1.0, "lr": 0.1, "wd": 0.01, "momentum": 0.5},
     "symmetric_config": {"lr": 0.1, "wd": 0.01, "si_norm": 2.0, "scale": 3.0},
+    "stability_threshold": {"lr": 0.1, "wd": 0.01, "momentum": 0.5},
+    "escape_delay": {"log_amplification": 10.0, "lr": 0.1, "wd": 0.01},
+    "whole_period": {"elr_start": 0.1, "elr_critical": 1.0, "log_amplification": 10.0, "lr": 0.1, "wd": 0.01},
 }
-POSITIVE = {"lr", "si_norm", "elr", "eff_sharpness", "eff_smoothness", "elr_start", "elr_critical", "scale"}
+POSITIVE = {
+    "lr",
+    "si_norm",
+    "elr",
+    "eff_sharpness",
+    "eff_smoothness",
+    "elr_start",
+    "elr_critical",
+    "scale",
+    "log_amplification",
+}
 NON_NEGATIVE = {"wd", "grad_norm", "eff_grad_norm"}
 STRICT = {  # arguments that must be > 0 although their symbol's domain is ≥ 0
     "equilibrium_si_norm": {"eff_grad_norm", "wd"},
     "equilibrium_elr": {"eff_grad_norm", "wd"},
     "period_length": {"wd"},
     "period_length_leading": {"wd"},
+    "escape_delay": {"wd"},
+    "whole_period": {"wd"},
 }
-MONOTONE_DECAY = {"norm_decay_factor", "period_length", "period_length_leading"}
+MONOTONE_DECAY = {"norm_decay_factor", "period_length", "period_length_leading", "stability_threshold"}
 
 
 HELPERS = {"validate"}  # public, but the domain check itself rather than a formula
@@ -688,3 +703,68 @@ def test_broadcasting(name):
                 assert output.shape == (3, 4)
                 assert output.dtype == np.float64
                 assert_allclose(output[i, j], expected, rtol=1e-15)
+
+
+def _measured_threshold(lr: float, wd: float, momentum: float, steps: int = 3000) -> float:
+    """η̃·s̃ where the top direction of the deterministic Rayleigh toy stops shrinking under torch's SGD: the step
+    where the angle to the minimum is smallest, started a little off the minimum well below any threshold."""
+    from simulate.models import RayleighQuotient
+
+    model = RayleighQuotient(np.array([0.0, 0.5]))  # the plane of the minimum and the top direction, s̃ = 1
+    w, buffer = np.array([[1.0, 1e-6]]), None
+    # start at η̃s̃ = 1.5, below both thresholds (2(1−ηλ) and ≈ 2(1+β)) and clear of GD's fastest contraction at
+    # η̃s̃ ≈ 1, where the angle would underflow
+    w *= math.sqrt(lr / 1.5)
+    angles, elrs = [], []
+    for _ in range(steps):
+        _, grad = model.loss_and_grad(w, None)
+        elrs.append(lr / float((w * w).sum()))
+        angles.append(abs(math.atan2(w[0, 1], w[0, 0])))
+        if angles[-1] > 1e-3:  # the direction has left the minimum: the first period is over
+            break
+        w, buffer = _torch_sgd_step(w, buffer, grad, lr, wd, momentum)
+    # heavy ball spirals in (complex roots) until close to the threshold: the angle's envelope, the largest over
+    # a few of its turns, is what shrinks and then grows
+    envelope = np.lib.stride_tricks.sliding_window_view(np.asarray(angles), 9).max(axis=1)
+    start = 20  # past the transient of the start (the empty buffer)
+    turn = start + int(np.argmin(envelope[start:])) + 4
+    assert start < turn < len(angles) - 5 < steps - 6, "the angle must shrink first and grow after, within the run"
+    assert min(angles) > 1e-280, "the angle must stay clear of underflow for its turn to be seen"
+    return elrs[turn] * model.eff_sharpness
+
+
+@pytest.mark.parametrize(("lr", "wd", "momentum"), [(1.0, 1e-3, 0.0), (1.0, 1e-4, 0.9), (0.1, 1e-2, 0.5)])
+def test_stability_threshold_is_where_the_toys_top_direction_turns(lr, wd, momentum):
+    measured = _measured_threshold(lr, wd, momentum)
+    predicted = float(numeric.stability_threshold(lr, wd, momentum))
+    # η̃ grows by z₊⁻² ≈ 1 + 2ηλ/(1−β) per step; the envelope resolves the turn to a few steps
+    assert abs(measured / predicted - 1) <= 10 * lr * wd / (1 - momentum)
+    if momentum:  # control: plain GD's threshold is not where heavy ball turns
+        assert abs(measured / (2 * (1 - lr * wd)) - 1) > 0.1
+
+
+@settings(max_examples=40, deadline=None)
+@given(lr_wd=st.floats(1e-4, 3e-2), log_amplification=st.floats(3.0, 40.0))
+def test_escape_delay_matches_the_linear_mode_iteration(lr_wd, log_amplification):
+    # the error's multiplier k steps past the crossing is |1 − η̃_k s̃/(1−ηλ)| with η̃_k = η̃_c(1−ηλ)^(−2k): count
+    # the steps until the product reaches A
+    lr = 1.0
+    critical = float(numeric.critical_elr(1.0, lr, lr_wd))
+    grown, steps = 0.0, 0
+    while grown < log_amplification:
+        grown += math.log(abs(1 - critical * (1 - lr_wd) ** (-2 * steps) / (1 - lr_wd)))
+        steps += 1
+    delay = float(numeric.escape_delay(log_amplification, lr, lr_wd))
+    # the first step past A, and the exponent's O(ηλk) relative error summed over the delay
+    assert abs(steps - delay) <= 1 + lr_wd * delay**2 / 2
+    leading = math.sqrt(log_amplification / (2 * lr_wd))
+    assert abs(delay - leading) <= 1  # (1 + √(1 + 2 ln A/ηλ))/2 against √(ln A/2ηλ)
+    whole = numeric.whole_period(0.5 * critical, critical, log_amplification, lr, lr_wd)
+    assert whole == pytest.approx(float(numeric.period_length(0.5 * critical, critical, lr, lr_wd, 0.0)) + delay)
+
+
+def test_escape_delay_domain():
+    with pytest.raises(ValueError, match="wd must be finite and > 0"):
+        numeric.escape_delay(10.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="log_amplification"):
+        numeric.escape_delay(-1.0, 1.0, 0.01)

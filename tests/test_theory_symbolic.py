@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 import theory
-from theory import equilibrium, period, scale_invariance, sgd, stability
+from theory import equilibrium, escape, period, scale_invariance, sgd, stability
 from theory.report import markdown, summary, write_report
 from theory.symbolic import f, is_identically_zero, lr, momentum, si_norm, wd, weights
 
@@ -76,10 +76,25 @@ def test_identities_fail_for_a_loss_that_is_not_scale_invariant(identity, loss):
         (stability, "CRITICAL_SI_NORM", sp.sqrt(lr * stability.eff_sharpness / 2), stability.minimum_instability),
         # the leading-order period used as if it were exact
         (period, "PERIOD_LENGTH", period.PERIOD_LENGTH_LEADING, period.period_length),
-        # momentum that shortens the period instead of lengthening it
+        # momentum that lengthens the period instead of shortening it
         (period, "PERIOD_LENGTH_LEADING", period.PERIOD_LENGTH_LEADING / (1 - momentum) ** 2, period.momentum_period),
+        # plain GD's threshold 2(1−ηλ) kept with momentum
+        (stability, "STABILITY_THRESHOLD", 2 * (1 - lr * wd), stability.momentum_instability),
+        # the leading-order delay used as if it were the solution
+        (escape, "ESCAPE_DELAY", escape.ESCAPE_DELAY_LEADING, escape.escape_delay),
+        # the period without its delay
+        (escape, "WHOLE_PERIOD", period.PERIOD_LENGTH.subs(momentum, 0), escape.whole_period),
     ],
-    ids=["elr_map", "equilibrium_norm", "minimum_instability", "period_length", "momentum_period"],
+    ids=[
+        "elr_map",
+        "equilibrium_norm",
+        "minimum_instability",
+        "period_length",
+        "momentum_period",
+        "momentum_threshold",
+        "escape_delay",
+        "whole_period",
+    ],
 )
 def test_a_wrong_formula_fails_to_verify(monkeypatch, module, name, wrong, statement):
     monkeypatch.setattr(module, name, wrong)

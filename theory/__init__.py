@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from theory import equilibrium, period, scale_invariance, sgd, stability, symmetry
+from theory import equilibrium, escape, period, scale_invariance, sgd, stability, symmetry
 from theory.numeric import (
     angular_update,
     critical_elr,
@@ -21,12 +21,15 @@ from theory.numeric import (
     equilibrium_angular_update_leading,
     equilibrium_elr,
     equilibrium_si_norm,
+    escape_delay,
     norm_decay_factor,
     period_length,
     period_length_leading,
     si_norm_after_step,
+    stability_threshold,
     symmetric_config,
     validate,
+    whole_period,
 )
 from theory.symbolic import Statement
 
@@ -37,6 +40,7 @@ STATEMENTS: tuple[Callable[[], Statement], ...] = (
     *symmetry.STATEMENTS,
     *stability.STATEMENTS,
     *period.STATEMENTS,
+    *escape.STATEMENTS,
 )
 """Every statement of the theory, in reading order; calling one proves it."""
 
@@ -61,10 +65,13 @@ __all__ = [
     "equilibrium_angular_update_leading",
     "equilibrium_elr",
     "equilibrium_si_norm",
+    "escape_delay",
     "norm_decay_factor",
     "period_length",
     "period_length_leading",
     "si_norm_after_step",
+    "stability_threshold",
     "symmetric_config",
     "validate",
+    "whole_period",
 ]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import sympy as sp
 
-from theory import equilibrium, period, sgd, stability, symmetry
+from theory import equilibrium, escape, period, sgd, stability, symmetry
 from theory import symbolic as s
 
 _PREDICATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -37,6 +37,7 @@ _DOMAIN = {
     "elr_start": "> 0",
     "elr_critical": "> 0",
     "scale": "> 0",
+    "log_amplification": "> 0",
 }
 
 
@@ -86,10 +87,13 @@ _equilibrium_angle = _lambdify(equilibrium.EQUILIBRIUM_ANGULAR_UPDATE, s.lr, s.w
 _equilibrium_angle_leading = _lambdify(equilibrium.EQUILIBRIUM_ANGULAR_UPDATE_LEADING, s.lr, s.wd, s.momentum)
 _critical_elr = _lambdify(stability.CRITICAL_ELR, s.eff_sharpness, s.lr, s.wd)
 _critical_si_norm = _lambdify(stability.CRITICAL_SI_NORM, s.eff_sharpness, s.lr, s.wd)
+_stability_threshold = _lambdify(stability.STABILITY_THRESHOLD, s.lr, s.wd, s.momentum)
 _descent_si_norm = _lambdify(stability.DESCENT_SI_NORM, s.eff_smoothness, s.lr, s.wd)
 _norm_decay_factor = _lambdify(period.NORM_DECAY_FACTOR, s.lr, s.wd, s.momentum)
 _period_length = _lambdify(period.PERIOD_LENGTH, s.elr_start, s.elr_critical, s.lr, s.wd, s.momentum)
 _period_length_leading = _lambdify(period.PERIOD_LENGTH_LEADING, s.elr_start, s.elr_critical, s.lr, s.wd, s.momentum)
+_escape_delay = _lambdify(escape.ESCAPE_DELAY, s.log_amplification, s.lr, s.wd)
+_whole_period = _lambdify(escape.WHOLE_PERIOD, s.elr_start, s.elr_critical, s.log_amplification, s.lr, s.wd)
 _symmetric_config = _lambdify(symmetry.SYMMETRIC_CONFIG, s.lr, s.wd, s.si_norm, s.scale)
 
 
@@ -236,6 +240,59 @@ def critical_elr(eff_sharpness, lr, wd):
         η > 0, λ ≥ 0 with ηλ < 1.
     """
     return _critical_elr(*validate(eff_sharpness=eff_sharpness, lr=lr, wd=wd))
+
+
+def stability_threshold(lr, wd, momentum=0.0):
+    """η̃·s̃ above which SGD leaves a minimum: ``(1+z₊)(z₊+β)/z₊ − ηλ`` with z₊ the norm's decay factor
+    (:func:`norm_decay_factor`); ``2(1−ηλ)`` without momentum, ``≈ 2(1+β)`` for small ηλ.
+
+    Parameters
+    ----------
+    lr, wd : array_like
+        η > 0, λ ≥ 0 with ηλ < 1.
+    momentum : array_like
+        β in [0, 1), with ηλ ≤ (1−√β)² (a monotone norm decay).
+
+    Returns
+    -------
+    ndarray
+        The threshold, broadcast over the inputs.
+    """
+    lr, wd, momentum = validate(lr=lr, wd=wd, momentum=momentum)
+    _monotone_decay(lr, wd, momentum)
+    return _stability_threshold(lr, wd, momentum)
+
+
+def escape_delay(log_amplification, lr, wd):
+    """Steps from the crossing of η̃·s̃ = 2(1−ηλ) until the unstable error has grown by A (GD, β = 0):
+    ``K = (1 + √(1 + 2 ln A/ηλ))/2 ≈ √(ln A/(2ηλ))``, accurate while ηλK ≪ 1.
+
+    Parameters
+    ----------
+    log_amplification : array_like
+        ln A > 0, the growth the error needs from its floor (noise, or the depth of convergence) to O(1).
+    lr, wd : array_like
+        η > 0, λ > 0 with ηλ < 1.
+    """
+    log_amplification, lr, wd = validate(("wd",), log_amplification=log_amplification, lr=lr, wd=wd)
+    return _escape_delay(log_amplification, lr, wd)
+
+
+def whole_period(elr_start, elr_critical, log_amplification, lr, wd):
+    """The period with its escape delay (GD, β = 0): ``ln(η̃_c/η̃_s)/(−2 ln(1−ηλ)) + escape_delay``.
+
+    Parameters
+    ----------
+    elr_start, elr_critical : array_like
+        η̃ after a jump and at the threshold, ``0 < η̃_s ≤ η̃_c``.
+    log_amplification : array_like
+        ln A > 0 (:func:`escape_delay`).
+    lr, wd : array_like
+        η > 0, λ > 0 with ηλ < 1.
+    """
+    elr_start, elr_critical, lr, wd, _ = _validate_period(elr_start, elr_critical, lr, wd, 0.0)
+    (log_amplification,) = validate(log_amplification=log_amplification)
+    return _whole_period(elr_start, elr_critical, log_amplification, lr, wd)
 
 
 def critical_si_norm(eff_sharpness, lr, wd):

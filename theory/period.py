@@ -31,14 +31,16 @@ _z = sp.Symbol("z")
 _b = sp.Symbol("b", real=True)
 
 
-def _momentum_decay_matrix() -> sp.Matrix:
-    """Jacobian of one step of torch's SGD on ``(ρ, b)`` when the gradient is zero (w ∥ b)."""
-    b_next = momentum * _b + wd * si_norm
+def decay_matrix(curvature: sp.Expr = wd) -> sp.Matrix:
+    """Jacobian of one step of torch's SGD on a coordinate and its buffer ``(x, b)`` under the linear force
+    ``curvature·x``: ``b⁺ = βb + curvature·x``, ``x⁺ = x − ηb⁺``. With ``curvature = λ`` it is the norm's
+    recurrence when the gradient is zero (w ∥ b)."""
+    b_next = momentum * _b + curvature * si_norm
     return sp.Matrix([si_norm - lr * b_next, b_next]).jacobian([si_norm, _b])
 
 
 def _dominant_root() -> sp.Expr:
-    roots = sp.solve(_momentum_decay_matrix().charpoly(_z).as_expr(), _z)
+    roots = sp.solve(decay_matrix().charpoly(_z).as_expr(), _z)
     inside = {momentum: sp.Rational(1, 4), lr: 1, wd: sp.Rational(1, 10)}  # real roots there
     return max(roots, key=lambda root: root.subs(inside))
 
@@ -166,7 +168,7 @@ def momentum_decay() -> Statement:
     """
 
     def residual():
-        charpoly = _momentum_decay_matrix().charpoly(_z).as_expr()
+        charpoly = decay_matrix().charpoly(_z).as_expr()
         root = _dominant_root()
         (root_sqrt,) = (p for p in root.atoms(sp.Pow) if p.exp == sp.S.Half)
         s = sp.Symbol("S", positive=True)
@@ -203,7 +205,7 @@ def momentum_period() -> Statement:
 
     return prove(
         "momentum_period",
-        "With momentum β the period is (1−β) times longer at leading order",
+        "With momentum β the period is (1−β) times as long at leading order (shorter)",
         r"T_\beta = \frac{\ln(\tilde\eta_c/\tilde\eta_s)}{-2\ln z_{+}} = "
         r"\frac{(1-\beta)\ln(\tilde\eta_c/\tilde\eta_s)}{2\eta\lambda}\bigl(1 + O(\eta\lambda)\bigr)",
         _DECAY + "; 0 ≤ β < 1",

@@ -5,6 +5,9 @@
   direction's error along the top eigendirection is multiplied by ``1 − η̃s̃/(1−ηλ)`` per step. The
   derivation runs in the plane of ŵ* and that eigendirection, where every scale-invariant loss is
   ``φ(angle)``; the other eigendirections decouple at linear order.
+* With heavy-ball momentum β (torch's SGD), the same linearisation in the top direction is a two-step recurrence;
+  the direction leaves the minimum once its growth outpaces the norm's decay ``z₊`` (:mod:`theory.period`), at
+  ``η̃s̃ = (1+z₊)(z₊+β)/z₊ − ηλ``: ``2(1−ηλ)`` at β = 0 and ``2(1+β)`` at leading order.
 * Guaranteed descent. With ``L̃ = sup_{‖u‖=1} ‖H(u)‖`` (effective smoothness), the loss cannot increase
   while ``η̃L̃ < 2(1−ηλ)``.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from theory.period import NORM_DECAY_FACTOR, decay_matrix
 from theory.sgd import EFFECTIVE_LR
 from theory.symbolic import (
     Statement,
@@ -23,6 +27,8 @@ from theory.symbolic import (
     gradient,
     in_domain,
     lr,
+    lr_wd,
+    momentum,
     norm,
     prove,
     si_norm,
@@ -36,6 +42,11 @@ CRITICAL_SI_NORM = sp.sqrt(lr * eff_sharpness / (2 * (1 - lr * wd)))
 """ρ_c = √(ηs̃ / (2(1−ηλ))): the same threshold as a norm (unstable below it)."""
 DESCENT_SI_NORM = sp.sqrt(lr * eff_smoothness / (2 * (1 - lr * wd)))
 """ρ_d = √(ηL̃ / (2(1−ηλ))): above it every step decreases the loss."""
+
+_z = sp.Symbol("z", positive=True)  # the norm's decay factor z₊ per step, before it is replaced by its root
+STABILITY_THRESHOLD = ((1 + _z) * (_z + momentum) / _z - lr * wd).subs(_z, NORM_DECAY_FACTOR)
+"""η̃·s̃ at which heavy-ball SGD (momentum β) leaves a minimum: (1+z₊)(z₊+β)/z₊ − ηλ, z₊ the norm's decay factor;
+2(1−ηλ) at β = 0."""
 
 _angle = sp.Symbol("theta", real=True)
 _phi = sp.Function("phi")
@@ -82,6 +93,49 @@ def minimum_instability() -> Statement:
     )
 
 
+def momentum_instability() -> Statement:
+    r"""With momentum the top direction leaves a minimum once ``η̃s̃ > (1+z₊)(z₊+β)/z₊ − ηλ``.
+
+    Linearised at a minimum, the component ``e`` of the weights along the top eigendirection (curvature s̃/ρ² at
+    norm ρ, plus λ from the decay) and its buffer follow torch's heavy ball: ``b⁺ = βb + (s̃/ρ² + λ)e``,
+    ``e⁺ = e − ηb⁺``, the norm's own recurrence with λ replaced by ``s̃/ρ² + λ`` (:func:`theory.period.decay_matrix`).
+    The angle is ``e/ρ`` and ρ shrinks by z₊ per step, so the direction is unstable once a root of the tangent
+    recurrence exceeds z₊ in magnitude. Raising s̃ moves the roots apart along the real line until the smaller
+    reaches ``−z₊``: solving the characteristic polynomial there for ``η̃s̃ = ηs̃/ρ²`` gives the threshold. It
+    reduces to ``2(1−ηλ)`` without momentum and to ``2(1+β)`` as ηλ → 0 (heavy ball's ``2(1+β)/η`` on the
+    sphere). The other root, ``−β/z₊``, is inside ``z₊`` wherever the norm decays monotonically.
+    """
+
+    def residual():
+        curvature = sp.Symbol("a", positive=True)  # s̃/ρ² + λ
+        tangent = decay_matrix(curvature)
+        at_minus_z = tangent.charpoly(sp.Symbol("x")).as_expr().subs(sp.Symbol("x"), -_z)  # a root at −z₊
+        (solved,) = sp.solve(at_minus_z, curvature)
+        threshold = lr * solved - lr * wd  # η(s̃/ρ² + λ) − ηλ = η̃s̃
+        x = sp.Symbol("x")
+        at_threshold = tangent.subs(curvature, solved).charpoly(x).as_expr()
+        plain = STABILITY_THRESHOLD.subs(momentum, 0)
+        leading = sp.limit(in_domain(STABILITY_THRESHOLD.subs(wd, lr_wd / lr), lr_wd_too=False), lr_wd, 0, "+")
+        return sp.Matrix(
+            [
+                threshold - ((1 + _z) * (_z + momentum) / _z - lr * wd),
+                at_threshold - (x + _z) * (x + momentum / _z),  # the roots there: −z₊ and −β/z₊
+                in_domain(plain - 2 * (1 - lr * wd)),
+                leading - 2 * (1 + momentum),
+            ]
+        )
+
+    return prove(
+        "momentum_instability",
+        "With heavy-ball momentum, SGD leaves a minimum once η̃ s̃ passes (1+z₊)(z₊+β)/z₊ − ηλ",
+        r"\tilde\eta\,\tilde s > \frac{(1+z_{+})(z_{+}+\beta)}{z_{+}} - \eta\lambda"
+        r" = 2(1-\eta\lambda)\ (\beta = 0),\quad \to 2(1+\beta)\ (\eta\lambda \to 0)",
+        "torch's SGD with momentum β and coupled weight decay, linearised at a minimum ŵ* on the sphere; s̃ = top "
+        "eigenvalue of H(ŵ*); z₊ the norm's decay factor with zero gradient; 0 ≤ β < 1, 0 < ηλ ≤ (1−√β)²",
+        residual,
+    )
+
+
 def descent_guarantee() -> Statement:
     r"""``L(w⁺) ≤ L(w) − η'‖∇L‖²(1 − η'L̃/(2ρ²))`` with ``η' = η/(1−ηλ)``: descent while ``ρ² > ηL̃/(2(1−ηλ))``.
 
@@ -116,4 +170,4 @@ def descent_guarantee() -> Statement:
     )
 
 
-STATEMENTS = (minimum_instability, descent_guarantee)
+STATEMENTS = (minimum_instability, momentum_instability, descent_guarantee)

@@ -40,6 +40,7 @@ eff_smoothness = sp.Symbol(r"\tilde{L}", positive=True)
 elr_start = sp.Symbol(r"\tilde{\eta}_s", positive=True)
 elr_critical = sp.Symbol(r"\tilde{\eta}_c", positive=True)
 lr_wd = sp.Symbol(r"\eta\lambda", positive=True)  # the product ηλ where only it matters
+log_amplification = sp.Symbol(r"\ln A", positive=True)  # ln of the unstable error's growth before a jump shows
 _domain_s = sp.Symbol("s", positive=True)
 _domain_k = sp.Symbol("k", positive=True)
 
