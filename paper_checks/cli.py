@@ -141,13 +141,14 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     print(
         f"{'lr':>8} {'wd':>8} {'mom':>5} {'regime':>12} {'events':>6} {'period':>9} {'band':>15} {'predicted':>9} "
-        f"{'rel.err':>8}"
+        f"{'rel.err':>8} {'+delay':>9} {'rel.err':>8}"
     )
     for row in summary["rows"]:
         print(
             f"{row['lr']:>8g} {row['wd']:>8g} {row['momentum']:>5g} {row['regime']:>12} "
             f"{row['n_destabilizations']:>6d} {_fmt(row['period_measured'])} {band_text(row):>15} "
-            f"{_fmt(row['period_predicted'])} {_fmt(row['relative_error'], 8, '+.1%')}"
+            f"{_fmt(row['period_predicted'])} {_fmt(row['relative_error'], 8, '+.1%')} "
+            f"{_fmt(row['period_predicted_with_delay'])} {_fmt(row['relative_error_with_delay'], 8, '+.1%')}"
         )
     print(slope_text(summary["frequency_slope"], "configs"))
     print(f"wrote {args.out / 'summary.json'}, {args.out / 'period_vs_etalambda.png'} and {args.out / 'series'}/")

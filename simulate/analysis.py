@@ -15,13 +15,49 @@ import theory
 from simulate.destabilization import DEFAULT_SETTINGS, analyze
 from simulate.schema import NORM_CONTROLS
 
+ROUNDING_FLOOR = math.log(np.finfo(np.float64).eps)
+"""ln of the smallest angular error a deterministic run keeps: the float64 rounding of its weights."""
 
-def predicted_periods(elr: np.ndarray, events: np.ndarray, lr: float, wd: float, momentum: float, elr_critical):
+
+def convergence_depth(elr_start, elr_critical, lr: float, wd: float) -> np.ndarray:
+    """ln of the factor by which the top direction's error shrinks while η̃ decays from η̃_s to the threshold η̃_c.
+
+    Per step it is multiplied by ``|1 − η̃_t s̃/(1−ηλ)| = |1 − 2η̃_t/η̃_c|`` (:func:`theory.stability`), with
+    ``η̃_t = η̃_s(1−ηλ)^{−2t}`` for ``t < T`` (``T`` = :func:`theory.period_length`, whole steps): the depth is
+    ``Σ_t ln|1 − 2η̃_t/η̃_c|`` (≤ 0 when the run converges; the error must grow back by ``e^{−depth}``).
+
+    Parameters
+    ----------
+    elr_start, elr_critical : array_like, shape (n,)
+        η̃ after each jump (its bottom) and the threshold; where ``η̃_s ≥ η̃_c`` the depth is 0.
+    lr, wd : float
+        η and λ > 0 (β = 0).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    elr_start, elr_critical = np.broadcast_arrays(np.asarray(elr_start, float), np.asarray(elr_critical, float))
+    depth = np.zeros(elr_start.shape)
+    for i, (start, critical) in enumerate(zip(elr_start.flat, elr_critical.flat, strict=True)):
+        if start < critical:
+            steps = np.arange(int(theory.period_length(start, critical, lr, wd)))
+            elr = start * (1 - lr * wd) ** (-2.0 * steps)
+            with np.errstate(divide="ignore"):
+                depth.flat[i] = np.sum(np.log(np.abs(1 - 2 * elr / critical)))
+    return depth
+
+
+def predicted_periods(
+    elr: np.ndarray, events: np.ndarray, lr: float, wd: float, momentum: float, elr_critical, floor=None
+):
     """The period law applied to each measured period.
 
     For consecutive events ``e_k < e_{k+1}`` the effective learning rate bottoms out at
     ``t_k = argmin η̃ on (e_k, e_{k+1})``; from there pure decay takes ``period_length(η̃(t_k), η̃_c)`` steps, so
-    the predicted period is ``(t_k − e_k) + period_length(η̃(t_k), η̃_c)``.
+    the predicted period is ``(t_k − e_k) + period_length(η̃(t_k), η̃_c)``. With ``floor`` (β = 0 only), the
+    escape delay is added (:func:`theory.escape_delay`): the error, shrunk by :func:`convergence_depth` but not
+    below ``e^floor``, must grow back to O(1), ``ln A = −max(depth, floor)``.
 
     Parameters
     ----------
@@ -34,6 +70,8 @@ def predicted_periods(elr: np.ndarray, events: np.ndarray, lr: float, wd: float,
     elr_critical : float or ndarray, shape (len(events) − 1,)
         η̃_c per period: :func:`theory.critical_elr` of the effective sharpness, or the η̃ measured at the next
         destabilisation.
+    floor : float, optional
+        ln of the smallest error (:data:`ROUNDING_FLOOR` for a deterministic run); None: no delay.
 
     Returns
     -------
@@ -50,6 +88,9 @@ def predicted_periods(elr: np.ndarray, events: np.ndarray, lr: float, wd: float,
     below = elr_start < elr_critical
     if below.any():
         decay[below] = theory.period_length(elr_start[below], elr_critical[below], lr, wd, momentum)
+    if floor is not None:
+        growth = -np.maximum(convergence_depth(elr_start, elr_critical, lr, wd), floor)
+        decay = decay + theory.escape_delay(np.maximum(growth, np.finfo(float).tiny), lr, wd)
     return (bottoms - starts) + decay
 
 
@@ -144,10 +185,14 @@ def summarize_run(
     row["elr_critical"] = elr_critical
     row["elr_at_destabilization"] = float(np.mean(elr[events])) if events.size else math.nan
     kept = slice(len(events) - 1 - len(found.periods), None)  # the transient interval, if dropped, comes first
-    for suffix, threshold in (("", elr_critical), ("_measured_threshold", elr[events[1:]])):
+    variants = (("", elr_critical, None), ("_measured_threshold", elr[events[1:]], None))
+    variants += (("_with_delay", elr_critical, ROUNDING_FLOOR),)  # derived for β = 0 only
+    for suffix, threshold, floor in variants:
         predicted = math.nan
-        if predictable and len(found.periods) and np.all(np.isfinite(threshold)):
-            predicted = float(np.mean(predicted_periods(elr, events, lr_effective, wd, momentum, threshold)[kept]))
+        derived = floor is None or not momentum
+        if predictable and derived and len(found.periods) and np.all(np.isfinite(threshold)):
+            periods = predicted_periods(elr, events, lr_effective, wd, momentum, threshold, floor)
+            predicted = float(np.mean(periods[kept]))
         row[f"period_predicted{suffix}"] = predicted
         row[f"relative_error{suffix}"] = (predicted - found.period) / found.period
     return row

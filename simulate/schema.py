@@ -115,6 +115,12 @@ SUMMARY_FIELDS = _table(
     ),
     Field("relative_error_measured_threshold", "", "relative error of period_predicted_measured_threshold"),
     Field(
+        "period_predicted_with_delay",
+        "step",
+        "period_predicted plus the escape delay from the depth of convergence, floored at float64 rounding (β = 0)",
+    ),
+    Field("relative_error_with_delay", "", "relative error of period_predicted_with_delay"),
+    Field(
         "elr_times_sharpness_threshold",
         "",
         "where η̃·s̃ was measured: 2(1−ηλ), or (1+z₊)(z₊+β)/z₊ − ηλ with momentum (theory.stability_threshold)",
