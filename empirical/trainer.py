@@ -132,6 +132,7 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
         norm_control=norm_control,
         eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
         settings=settings,
+        error_floor=math.log(np.finfo(config.get("weights_dtype", "float32")).eps),
     )
     threshold = stability_threshold(lr, wd, momentum)
     if measured and threshold is not None:
@@ -460,13 +461,15 @@ class Trainer:
 
     def _config_record(self) -> dict:
         """What ``config.json`` holds: the config, the learning rate applied to the SI weights, ρ₀, the fixed norm
-        (None for a free one) and the SI groups."""
+        (None for a free one), the SI groups and the weights' dtype (whose rounding floors the prediction's
+        escape delay)."""
         return {
             **asdict(self.config),
             "lr_effective": self.lr,
             "si_norm0": self.si_norm0,
             "fixed_norm": self.fixed_norm,
             "si_groups": self.si_groups,
+            "weights_dtype": str(self.si_params[0].dtype).removeprefix("torch."),
         }
 
     def summary(self) -> dict:

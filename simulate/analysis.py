@@ -105,6 +105,8 @@ def summarize_run(
     norm_control="free",
     eff_sharpness=None,
     settings=DEFAULT_SETTINGS,
+    error_floor=ROUNDING_FLOOR,
+    gradient_noise=0.0,
 ) -> dict:
     """The summary row of one run, simulated or measured: its destabilisations, periods and regime, their range over
     the detector's sensitivity band, and the period law's predictions.
@@ -132,6 +134,10 @@ def summarize_run(
     settings : DetectorSettings
         The detector's settings (:mod:`simulate.destabilization`); the band is the declared one,
         :data:`~simulate.destabilization.SENSITIVITY_BAND`.
+    error_floor, gradient_noise : float
+        For the prediction with the escape delay: ln of the smallest angular error the weights keep (their
+        rounding: :data:`ROUNDING_FLOOR` in float64, ``ln ε₃₂`` in float32), and the gradient noise σ per direction
+        at unit norm, whose kick η̃_c·σ per step near the threshold floors the error too.
 
     Returns
     -------
@@ -186,7 +192,10 @@ def summarize_run(
     row["elr_at_destabilization"] = float(np.mean(elr[events])) if events.size else math.nan
     kept = slice(len(events) - 1 - len(found.periods), None)  # the transient interval, if dropped, comes first
     variants = (("", elr_critical, None), ("_measured_threshold", elr[events[1:]], None))
-    variants += (("_with_delay", elr_critical, ROUNDING_FLOOR),)  # derived for β = 0 only
+    floor = error_floor
+    if gradient_noise > 0 and math.isfinite(elr_critical):
+        floor = max(floor, math.log(gradient_noise * elr_critical))
+    variants += (("_with_delay", elr_critical, floor),)  # derived for β = 0 only
     for suffix, threshold, floor in variants:
         predicted = math.nan
         derived = floor is None or not momentum

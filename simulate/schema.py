@@ -117,7 +117,7 @@ SUMMARY_FIELDS = _table(
     Field(
         "period_predicted_with_delay",
         "step",
-        "period_predicted plus the escape delay from the depth of convergence, floored at float64 rounding (β = 0)",
+        "period_predicted plus the escape delay from the depth of convergence, floored at rounding or noise (β = 0)",
     ),
     Field("relative_error_with_delay", "", "relative error of period_predicted_with_delay"),
     Field(

@@ -67,6 +67,7 @@ def simulate_grid(
             norm_control=mode,
             eff_sharpness=sharpness,
             settings=settings,
+            gradient_noise=getattr(model, "noise", 0.0),
         )
         rows.append({"run_id": name, **row})
     summary = {
