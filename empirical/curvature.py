@@ -580,7 +580,7 @@ def batch_sharpness(
 
     ``g_B`` and ``H_B`` are the gradient and Hessian of one minibatch's training loss (BatchNorm in train mode, the
     batch's own statistics, no weight decay) restricted to the SI weights: the curvature along the direction SGD
-    steps in. Agarwal et al. (Edge of Stochastic Stability, arXiv 2412.20553) report that for plain SGD it settles
+    steps in. The Edge of Stochastic Stability paper (arXiv 2412.20553) reports that for plain SGD it settles
     at ``2/η``; with BatchNorm and weight decay the analogue would be ``η̃ · ρ²·E_B[…] ≈ 2(1−ηλ)``, a hypothesis
     that :mod:`paper_checks.c5_sharpness` tests, not a fact. Each batch costs one gradient graph and one HVP.
     Batches are drawn from ``batches`` until the confidence interval of the mean (Student t) has a half-width of at

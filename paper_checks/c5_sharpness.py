@@ -56,7 +56,7 @@ _MINIBATCH = {
 _DECISION = {
     # ln of the largest growth of the unstable mode: float32 rounding (ε ≈ 1.2e-7) to O(1)
     "log_amplification": -math.log(np.finfo(np.float32).eps),
-    # the trainer bisects each upward crossing to adjacent steps (empirical.tracking)
+    # the trainer locates the latest upward crossing before each event to adjacent steps (empirical.tracking)
     "max_measure_gap": 1,
     "min_fraction": 0.75,
 }
