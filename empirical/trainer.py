@@ -83,7 +83,7 @@ class TrainConfig:
 def stability_threshold(lr: float, wd: float, momentum: float = 0.0) -> float | None:
     """The η̃·s̃ above which SGD leaves a minimum (:func:`theory.stability_threshold`): 2(1−ηλ) without momentum;
     None where the theory gives none (with momentum, ηλ > (1−√β)²: the norm decays in oscillations)."""
-    if momentum and lr * wd > (1 - math.sqrt(momentum)) ** 2:
+    if not theory.monotone_decay(lr, wd, momentum):
         return None
     return float(theory.stability_threshold(lr, wd, momentum))
 
@@ -190,7 +190,13 @@ class Trainer:
         self._search = CrossingSearch(math.inf if threshold is None else threshold, every) if every else None
         # The last K steps' weights and batches, for measurements at past steps; a shadow model holds them.
         self._history: deque[tuple[int, torch.Tensor, list[torch.Tensor]]] = deque(maxlen=every + 1)
-        self._shadow = copy.deepcopy(model).train() if every else None
+        self._shadow, self._shadow_si = None, []
+        if every:
+            self._shadow = copy.deepcopy(model).train()
+            # deepcopy keeps the parameter order: the shadow's SI weights sit where the model's do
+            positions = {id(p): i for i, p in enumerate(model.parameters())}
+            shadow = list(self._shadow.parameters())
+            self._shadow_si = [shadow[positions[id(p)]] for p in self.si_params]
         self._eigenvectors: dict[int, np.ndarray] = {}
         if self.fixed_norm is not None:
             self._project()
@@ -249,12 +255,9 @@ class Trainer:
         a few HVPs), cold otherwise."""
         model, si_params = self.model, self.si_params
         if weights is not None:
-            model = self._shadow
+            model, si_params = self._shadow, self._shadow_si
             with torch.no_grad():
                 torch._foreach_copy_(list(model.parameters()), weights)
-            positions = {id(p): i for i, p in enumerate(self.model.parameters())}
-            shadow = list(model.parameters())
-            si_params = [shadow[positions[id(p)]] for p in self.si_params]
         near = [t for t in self._eigenvectors if abs(t - step) < self.config.sharpness_every]
         warm = self._eigenvectors[min(near, key=lambda t: abs(t - step))] if near else None
         found = effective_sharpness(

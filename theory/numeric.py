@@ -66,9 +66,14 @@ def validate(strict: tuple[str, ...] = (), **named) -> list[np.ndarray]:
     return list(arrays.values())
 
 
+def monotone_decay(lr, wd, momentum) -> np.ndarray:
+    """Whether the norm decays monotonically with zero gradient, ``ηλ ≤ (1 − √β)²``: above it the decay has
+    complex roots and the norm oscillates as it shrinks, and the momentum formulas do not apply. Broadcasts."""
+    return np.asarray(lr) * np.asarray(wd) <= (1 - np.sqrt(momentum)) ** 2
+
+
 def _monotone_decay(lr: np.ndarray, wd: np.ndarray, momentum: np.ndarray) -> None:
-    """Above ηλ = (1 − √β)² the zero-gradient decay has complex roots: the norm oscillates as it shrinks."""
-    if (lr * wd > (1 - np.sqrt(momentum)) ** 2).any():
+    if not monotone_decay(lr, wd, momentum).all():
         raise ValueError("lr * wd must be <= (1 - sqrt(momentum))**2 for a monotone norm decay")
 
 
