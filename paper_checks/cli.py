@@ -114,7 +114,7 @@ def _positive_int(text: str) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from simulate.destabilization import DetectorSettings
-    from simulate.models import RayleighQuotient, SoftmaxRegression
+    from simulate.models import DEFAULT_NOISE, RayleighQuotient, SoftmaxRegression
     from simulate.sweep import simulate_grid
 
     worst = max(args.lr) * max(args.wd)
@@ -123,7 +123,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.model == "rayleigh":
         if args.dim < 2:
             raise UsageError("--dim must be >= 2 for the Rayleigh quotient")
-        model = RayleighQuotient.evenly_spaced(args.dim, noise=args.noise)
+        noise = DEFAULT_NOISE if args.noise is None else args.noise
+        model = RayleighQuotient.evenly_spaced(args.dim, noise=noise)
     else:
         model = SoftmaxRegression.digits(logit_scale=args.logit_scale, batch_size=args.batch_size)
     _prepare_out(args.out)
@@ -141,16 +142,17 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     print(
         f"{'lr':>8} {'wd':>8} {'mom':>5} {'regime':>12} {'events':>6} {'period':>9} {'band':>15} {'predicted':>9} "
-        f"{'rel.err':>8} {'+delay':>9} {'rel.err':>8}"
+        f"{'rel.err':>8} {'+delay':>9} {'rel.err':>8} {'a priori':>9} {'rel.err':>8}"
     )
     for row in summary["rows"]:
         print(
             f"{row['lr']:>8g} {row['wd']:>8g} {row['momentum']:>5g} {row['regime']:>12} "
             f"{row['n_destabilizations']:>6d} {_fmt(row['period_measured'])} {band_text(row):>15} "
             f"{_fmt(row['period_predicted'])} {_fmt(row['relative_error'], 8, '+.1%')} "
-            f"{_fmt(row['period_predicted_with_delay'])} {_fmt(row['relative_error_with_delay'], 8, '+.1%')}"
+            f"{_fmt(row['period_predicted_with_delay'])} {_fmt(row['relative_error_with_delay'], 8, '+.1%')} "
+            f"{_fmt(row['period_predicted_a_priori'])} {_fmt(row['relative_error_a_priori'], 8, '+.1%')}"
         )
-    print(slope_text(summary["frequency_slope"], "configs"))
+    print(slope_text(summary["frequency_slope"], "configs", summary["frequency_slope_a_priori"]))
     print(f"wrote {args.out / 'summary.json'}, {args.out / 'period_vs_etalambda.png'} and {args.out / 'series'}/")
     return 0
 
@@ -281,13 +283,15 @@ def band_text(row: dict) -> str:
     return f"{_fmt(row['period_band_low'], 0)}–{_fmt(row['period_band_high'], 0)}"
 
 
-def slope_text(fit: dict, what: str) -> str:
-    """One line: the slope of log frequency against log ηλ, its interval and its range over the detector's band."""
+def slope_text(fit: dict, what: str, a_priori: float | None = None) -> str:
+    """One line: the slope of log frequency against log ηλ, its interval, its range over the detector's band, and
+    what theory expects: 1 by the period law, and ``a_priori`` (:func:`simulate.analysis.a_priori_slope`) if given."""
     low, high = fit["slope_ci"]
+    expected = "the period law: 1" + ("" if a_priori is None else f"; a priori: {_fmt(a_priori, 0, '.3f')}")
     return (
         f"slope of log frequency vs log ηλ: {_fmt(fit['slope'], 0, '.3f')} (95% CI {_fmt(low, 0, '.3f')} … "
         f"{_fmt(high, 0, '.3f')}; {_fmt(fit['slope_band_low'], 0, '.3f')} … {_fmt(fit['slope_band_high'], 0, '.3f')} "
-        f"over the detector's band; {fit['n_points']} periodic {what}; theory: 1)"
+        f"over the detector's band; {fit['n_points']} periodic {what}; {expected})"
     )
 
 
@@ -370,7 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--si-norm0", type=_positive_number, default=1.0, help="initial norm ρ₀")
     sim.add_argument("--dim", type=_positive_int, default=64, help="rayleigh: dimension (default: %(default)s)")
     sim.add_argument(
-        "--noise", type=_nonnegative_number, default=0.0, help="rayleigh: gradient noise scale (default: 0)"
+        "--noise",
+        type=_nonnegative_number,
+        default=None,
+        help="rayleigh: gradient noise σ, 0 for the deterministic toy (default: simulate.models.DEFAULT_NOISE)",
     )
     sim.add_argument("--batch-size", type=_positive_int, default=None, help="softmax: minibatch size (default: full)")
     sim.add_argument("--logit-scale", type=_positive_number, default=10.0, help="softmax: logit norm s")

@@ -18,8 +18,8 @@ from matplotlib.ticker import NullFormatter
 import theory
 from paper_checks.common import CheckContext
 from paper_checks.figures import four_panels
-from simulate.analysis import frequency_slope_band
-from simulate.models import RayleighQuotient
+from simulate.analysis import a_priori_slope, frequency_slope_band
+from simulate.models import DEFAULT_NOISE, RayleighQuotient
 from simulate.sweep import simulate_grid
 from theory.report import write_report
 
@@ -27,7 +27,8 @@ from theory.report import write_report
 @dataclass(frozen=True)
 class DemoPlan:
     """What the demo runs: the real grid (ConvNetSI on digits, η fixed, λ varied) and the simulated one (the
-    noise-free Rayleigh-quotient toy, :meth:`~simulate.models.RayleighQuotient.evenly_spaced`, a grid in η and λ)."""
+    Rayleigh-quotient toy with its default noise floor, :meth:`~simulate.models.RayleighQuotient.evenly_spaced`, a
+    grid in η and λ)."""
 
     real_lr: float = 1.0
     real_wd: tuple[float, ...] = (0.0025, 0.005, 0.01, 0.02)
@@ -163,9 +164,12 @@ def _markdown(plan, statements, n_verified, real, simulated, runs, seconds, devi
         "",
         "## 3. Period against ηλ",
         "",
-        f"Slope of log frequency against log ηλ (theory: 1): measured {_slope_text(frequency_slope_band(real))}; "
-        f"simulated {_slope_text(frequency_slope_band(simulated))}. The simulator runs the Rayleigh quotient wᵀAw/wᵀw "
-        f"(dimension {plan.sim_dim}, spectrum evenly spaced in [0, 1], {plan.sim_steps} steps) over η ∈ "
+        f"Slope of log frequency against log ηλ: measured {_slope_text(frequency_slope_band(real))} (the period law: "
+        f"1); simulated {_slope_text(frequency_slope_band(simulated))}, where `theory.plane_period` predicts "
+        f"{_fmt(a_priori_slope(simulated), '.2f')} from the configs' ηλ, s̃ and noise alone (one unstable direction, "
+        "small jumps: the period is twice the escape delay, ∝ 1/√ηλ). The simulator runs the Rayleigh quotient "
+        f"wᵀAw/wᵀw (dimension {plan.sim_dim}, spectrum evenly spaced in [0, 1], gradient noise {DEFAULT_NOISE:g}, "
+        f"{plan.sim_steps} steps) over η ∈ "
         f"{{{', '.join(f'{v:g}' for v in plan.sim_lr)}}} × λ ∈ {{{', '.join(f'{v:g}' for v in plan.sim_wd)}}}: "
         "see [simulate/summary.json](simulate/summary.json).",
         "",

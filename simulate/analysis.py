@@ -56,8 +56,9 @@ def predicted_periods(
     For consecutive events ``e_k < e_{k+1}`` the effective learning rate bottoms out at
     ``t_k = argmin η̃ on (e_k, e_{k+1})``; from there pure decay takes ``period_length(η̃(t_k), η̃_c)`` steps, so
     the predicted period is ``(t_k − e_k) + period_length(η̃(t_k), η̃_c)``. With ``floor`` (β = 0 only), the
-    escape delay is added (:func:`theory.escape_delay`): the error, shrunk by :func:`convergence_depth` but not
-    below ``e^floor``, must grow back to O(1), ``ln A = −max(depth, floor)``.
+    escape delay is added (:func:`theory.escape_delay`): the error, shrunk from the angle where the jump shows
+    (:func:`theory.escape_angle`) by :func:`convergence_depth` but not below ``e^floor`` times it, must grow back
+    there, ``ln A = −max(depth, floor)``.
 
     Parameters
     ----------
@@ -71,7 +72,7 @@ def predicted_periods(
         η̃_c per period: :func:`theory.critical_elr` of the effective sharpness, or the η̃ measured at the next
         destabilisation.
     floor : float, optional
-        ln of the smallest error (:data:`ROUNDING_FLOOR` for a deterministic run); None: no delay.
+        ln of the smallest error over the escape angle (≤ 0); None: no delay.
 
     Returns
     -------
@@ -135,9 +136,9 @@ def summarize_run(
         The detector's settings (:mod:`simulate.destabilization`); the band is the declared one,
         :data:`~simulate.destabilization.SENSITIVITY_BAND`.
     error_floor, gradient_noise : float
-        For the prediction with the escape delay: ln of the smallest angular error the weights keep (their
+        For the predictions with the escape delay: ln of the smallest angular error the weights keep (their
         rounding: :data:`ROUNDING_FLOOR` in float64, ``ln ε₃₂`` in float32), and the gradient noise σ per direction
-        at unit norm, whose kick η̃_c·σ per step near the threshold floors the error too.
+        at unit norm, whose kicks around the crossing floor the error too (:func:`theory.noise_floor`).
 
     Returns
     -------
@@ -192,18 +193,27 @@ def summarize_run(
     row["elr_at_destabilization"] = float(np.mean(elr[events])) if events.size else math.nan
     kept = slice(len(events) - 1 - len(found.periods), None)  # the transient interval, if dropped, comes first
     variants = (("", elr_critical, None), ("_measured_threshold", elr[events[1:]], None))
-    floor = error_floor
-    if gradient_noise > 0 and math.isfinite(elr_critical):
-        floor = max(floor, math.log(gradient_noise * elr_critical))
+    floor = math.nan
+    if predictable:  # ln of the error at the crossing, relative to the angle where the jump shows
+        floor = error_floor
+        if gradient_noise > 0 and sharpness_known:
+            floor = max(floor, math.log(theory.noise_floor(row["eff_sharpness"], gradient_noise, lr_effective, wd)))
+        floor -= math.log(theory.escape_angle(lr_effective, wd))
     variants += (("_with_delay", elr_critical, floor),)  # derived for β = 0 only
-    for suffix, threshold, floor in variants:
+    for suffix, threshold, delay_floor in variants:
         predicted = math.nan
-        derived = floor is None or not momentum
+        derived = delay_floor is None or not momentum
         if predictable and derived and len(found.periods) and np.all(np.isfinite(threshold)):
-            periods = predicted_periods(elr, events, lr_effective, wd, momentum, threshold, floor)
+            periods = predicted_periods(elr, events, lr_effective, wd, momentum, threshold, delay_floor)
             predicted = float(np.mean(periods[kept]))
         row[f"period_predicted{suffix}"] = predicted
         row[f"relative_error{suffix}"] = (predicted - found.period) / found.period
+    # Fed nothing from the run: ηλ and the floor (rounding, or s̃ and σ) alone.
+    a_priori = math.nan
+    if predictable and not momentum and floor < 0:
+        a_priori = float(theory.plane_period(-floor, lr_effective, wd))
+    row["period_predicted_a_priori"] = a_priori
+    row["relative_error_a_priori"] = (a_priori - found.period) / found.period
     return row
 
 
@@ -289,6 +299,25 @@ def frequency_slope_band(rows: list[dict], *, min_periods: int = 1) -> dict:
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
     return fit | {"slope_band": band, "slope_band_low": low, "slope_band_high": high}
+
+
+def a_priori_slope(rows: list[dict]) -> float:
+    """The slope of log frequency against log ηλ that the a priori periods (``period_predicted_a_priori``,
+    :func:`theory.plane_period`) of the periodic rows give: the toy's predicted exponent, fed nothing measured.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Summary rows (:func:`summarize_run`).
+
+    Returns
+    -------
+    float
+        NaN with fewer than two periodic rows with a finite prediction.
+    """
+    periodic = [r for r in rows if r["regime"] == "periodic"]
+    frequency = [1 / r["period_predicted_a_priori"] for r in periodic]
+    return frequency_slope([r["lr_wd"] for r in periodic], frequency)["slope"]
 
 
 def frequency_slope(lr_wd, frequency, confidence: float = 0.95) -> dict:

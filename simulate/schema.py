@@ -121,6 +121,12 @@ SUMMARY_FIELDS = _table(
     ),
     Field("relative_error_with_delay", "", "relative error of period_predicted_with_delay"),
     Field(
+        "period_predicted_a_priori",
+        "step",
+        "2 × the escape delay from the floor alone (theory.plane_period; β = 0): nothing measured on the run",
+    ),
+    Field("relative_error_a_priori", "", "relative error of period_predicted_a_priori"),
+    Field(
         "elr_times_sharpness_threshold",
         "",
         "where η̃·s̃ was measured: 2(1−ηλ), or (1+z₊)(z₊+β)/z₊ − ηλ with momentum (theory.stability_threshold)",

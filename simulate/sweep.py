@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulate.analysis import frequency_slope_band, summarize_run
+from simulate.analysis import a_priori_slope, frequency_slope_band, summarize_run
 from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.integrate import integrate
 from simulate.plots import plot_period_vs_lr_wd
@@ -78,6 +78,7 @@ def simulate_grid(
         "si_norm0": si_norm0,
         "rows": rows,
         "frequency_slope": frequency_slope_band(rows),
+        "frequency_slope_a_priori": a_priori_slope(rows),
     }
     write_json(out / "summary.json", summary)
     plot_period_vs_lr_wd(rows, out / "period_vs_etalambda.png")

@@ -31,7 +31,7 @@ def _small_softmax(seed: int, batch_size=None) -> SoftmaxRegression:
 
 def _models(seed: int):
     return [
-        RayleighQuotient.evenly_spaced(6, 1.5),
+        RayleighQuotient.evenly_spaced(6, 1.5, noise=0.0),
         RayleighQuotient.evenly_spaced(6, 1.5, noise=0.3),
         _small_softmax(seed),
         _small_softmax(seed, batch_size=8),
@@ -54,7 +54,7 @@ def test_models_are_scale_invariant_with_tangent_gradients(seed, scale):
 @given(seed=SEEDS)
 def test_full_batch_gradients_match_finite_differences(seed):
     rng = np.random.default_rng(seed)
-    for model in (RayleighQuotient(rng.uniform(0, 2, 5)), _small_softmax(seed)):
+    for model in (RayleighQuotient(rng.uniform(0, 2, 5), noise=0.0), _small_softmax(seed)):
         w = rng.standard_normal((1, model.dim))
         _, grad = model.loss_and_grad(w, rng)
         step = 1e-6
@@ -67,7 +67,7 @@ def test_full_batch_gradients_match_finite_differences(seed):
 
 
 def test_rayleigh_effective_sharpness_is_the_top_hessian_eigenvalue_at_the_minimum():
-    model = RayleighQuotient(np.array([0.3, 0.7, 1.9, 1.1]))
+    model = RayleighQuotient(np.array([0.3, 0.7, 1.9, 1.1]), noise=0.0)
     minimum = np.eye(4)[0]
     step = 1e-5
     columns = [
@@ -142,7 +142,7 @@ def test_recorded_angle_is_the_theory_angle_without_momentum():
 def test_the_three_regimes_side_by_side():
     """Convergent (tiny ηλ, short budget), periodic (noise-free), equilibrium (noise, ηλ small against it)."""
     steps = 6000
-    quiet, noisy = RayleighQuotient.evenly_spaced(16), RayleighQuotient.evenly_spaced(16, noise=0.5)
+    quiet, noisy = RayleighQuotient.evenly_spaced(16, noise=0.0), RayleighQuotient.evenly_spaced(16, noise=0.5)
     rows = {}
     # The equilibrium run starts near its equilibrium norm, so that no start-up jump is counted.
     for label, model, lr, wd, si_norm0 in [
@@ -167,7 +167,7 @@ class _BreaksAt:
     """Rayleigh quotient whose gradient turns NaN for config 1 from a given step on."""
 
     def __init__(self, step):
-        self.model, self.step, self.calls = RayleighQuotient.evenly_spaced(4), step, 0
+        self.model, self.step, self.calls = RayleighQuotient.evenly_spaced(4, noise=0.0), step, 0
         self.dim, self.name, self.eff_sharpness = 4, "breaks", self.model.eff_sharpness
 
     def loss_and_grad(self, w, rng):
@@ -330,7 +330,7 @@ def test_period_plot_without_any_period_is_still_written(tmp_path):
 def test_convergence_depth_is_the_toys_shrinking_angle(lr_wd, start):
     # the 2-D Rayleigh toy (minimum and top direction, s̃ = 1) from a small angle at η̃_s = start·η̃_c: by the
     # time η̃ reaches η̃_c the angle has shrunk by the depth
-    model, lr = RayleighQuotient(np.array([0.0, 0.5])), 1.0
+    model, lr = RayleighQuotient(np.array([0.0, 0.5]), noise=0.0), 1.0
     critical = float(theory.critical_elr(1.0, lr, lr_wd))
     w = np.array([[math.cos(1e-6), math.sin(1e-6)]]) * math.sqrt(lr / (start * critical))
     steps = int(theory.period_length(start * critical, critical, lr, lr_wd))
@@ -345,9 +345,30 @@ def test_the_escape_delay_brings_the_deterministic_toys_period_law_close(tmp_pat
     # convergence (floored at float64 rounding) it is within 20 % on these configs
     from simulate.sweep import simulate_grid
 
-    model = RayleighQuotient.evenly_spaced(64)
+    model = RayleighQuotient.evenly_spaced(64, noise=0.0)
     summary = simulate_grid(model, [1.0, 2.0], [0.005, 0.01], steps=12000, out=tmp_path, progress=False)
     law = np.array([r["relative_error"] for r in summary["rows"]])
     delayed = np.array([r["relative_error_with_delay"] for r in summary["rows"]])
     assert np.median(np.abs(law)) > 0.4
     assert np.median(np.abs(delayed)) < 0.2
+
+
+def test_the_a_priori_period_predicts_the_noisy_toy(tmp_path):
+    # fed ηλ, s̃ and σ only: twice the escape delay from the noise floor to the escape angle (−0.5 … +40 % here).
+    # Control that must fail: a period ∝ 1/ηλ through the first config (the law's scaling) misses the rest by
+    # 22–56 %, since with one unstable direction the period goes as 1/√ηλ
+    from simulate.sweep import simulate_grid
+
+    model = RayleighQuotient.evenly_spaced(64)  # the default noise floor
+    summary = simulate_grid(model, [1.0, 2.0], [0.0025, 0.01], steps=12000, out=tmp_path, progress=False)
+    rows = summary["rows"]
+    assert all(r["regime"] == "periodic" for r in rows)
+    a_priori = np.array([r["relative_error_a_priori"] for r in rows])
+    assert np.median(np.abs(a_priori)) < 0.2
+    measured = np.array([r["period_measured"] for r in rows])
+    lr_wd = np.array([r["lr_wd"] for r in rows])
+    inverse = measured[0] * lr_wd[0] / lr_wd
+    assert np.median(np.abs(inverse[1:] / measured[1:] - 1)) > 0.3
+    # the exponent of the frequency: ≈ 1/2 measured and a priori, the law's 1 far off
+    slope, a_priori_slope = summary["frequency_slope"]["slope"], summary["frequency_slope_a_priori"]
+    assert abs(a_priori_slope - slope) < 0.15 < 1 - slope

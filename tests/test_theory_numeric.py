@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
@@ -595,6 +595,9 @@ VALID = {
     "stability_threshold": {"lr": 0.1, "wd": 0.01, "momentum": 0.5},
     "escape_delay": {"log_amplification": 10.0, "lr": 0.1, "wd": 0.01},
     "whole_period": {"elr_start": 0.1, "elr_critical": 1.0, "log_amplification": 10.0, "lr": 0.1, "wd": 0.01},
+    "plane_period": {"log_amplification": 10.0, "lr": 0.1, "wd": 0.01},
+    "escape_angle": {"lr": 0.1, "wd": 0.01},
+    "noise_floor": {"eff_sharpness": 2.0, "gradient_noise": 1e-5, "lr": 0.1, "wd": 0.01},
 }
 POSITIVE = {
     "lr",
@@ -606,6 +609,7 @@ POSITIVE = {
     "elr_critical",
     "scale",
     "log_amplification",
+    "gradient_noise",
 }
 NON_NEGATIVE = {"wd", "grad_norm", "eff_grad_norm"}
 STRICT = {  # arguments that must be > 0 although their symbol's domain is ≥ 0
@@ -615,6 +619,8 @@ STRICT = {  # arguments that must be > 0 although their symbol's domain is ≥ 0
     "period_length_leading": {"wd"},
     "escape_delay": {"wd"},
     "whole_period": {"wd"},
+    "plane_period": {"wd"},
+    "noise_floor": {"wd"},
 }
 MONOTONE_DECAY = {"norm_decay_factor", "period_length", "period_length_leading", "stability_threshold"}
 
@@ -710,7 +716,7 @@ def _measured_threshold(lr: float, wd: float, momentum: float, steps: int = 3000
     where the angle to the minimum is smallest, started a little off the minimum well below any threshold."""
     from simulate.models import RayleighQuotient
 
-    model = RayleighQuotient(np.array([0.0, 0.5]))  # the plane of the minimum and the top direction, s̃ = 1
+    model = RayleighQuotient(np.array([0.0, 0.5]), noise=0.0)  # the plane of the minimum and the top direction, s̃ = 1
     w, buffer = np.array([[1.0, 1e-6]]), None
     # start at η̃s̃ = 1.5, below both thresholds (2(1−ηλ) and ≈ 2(1+β)) and clear of GD's fastest contraction at
     # η̃s̃ ≈ 1, where the angle would underflow
@@ -761,6 +767,70 @@ def test_escape_delay_matches_the_linear_mode_iteration(lr_wd, log_amplification
     assert abs(delay - leading) <= 1  # (1 + √(1 + 2 ln A/ηλ))/2 against √(ln A/2ηλ)
     whole = numeric.whole_period(0.5 * critical, critical, log_amplification, lr, lr_wd)
     assert whole == pytest.approx(float(numeric.period_length(0.5 * critical, critical, lr, lr_wd, 0.0)) + delay)
+
+
+def _plane_period_iterated(lr_wd: float, log_amplification: float, periods: int = 6) -> float:
+    """Mean period of GD on L = (s̃/2) sin²θ (the plane map of theory.escape, angle floored at 1/A), measured
+    between the peaks of a = η̃s̃/(2(1−ηλ)) after a transient of three."""
+    decay, floor = 1 - lr_wd, math.exp(-log_amplification)
+    overshoot, angle, history, peaks = 0.5, 0.3, [], []
+    while len(peaks) < periods + 3:
+        gradient = math.sin(2 * angle)  # η̃‖g̃‖/(1−ηλ) = a sin 2θ
+        history.append(overshoot)
+        angle = math.remainder(angle - math.atan(overshoot * gradient), math.pi)  # ±w are the same minimum
+        angle = math.copysign(max(abs(angle), floor), angle)
+        overshoot /= decay**2 * (1 + (overshoot * gradient) ** 2)  # the exact ELR map
+        if len(history) >= 3 and history[-3] <= history[-2] > history[-1]:
+            peaks.append(len(history) - 2)
+    return float(np.mean(np.diff(peaks[3:])))
+
+
+@settings(max_examples=25, deadline=None)
+@given(lr_wd=st.floats(1e-3, 2e-2), log_amplification=st.floats(8.0, 25.0))
+def test_plane_period_matches_the_plane_map(lr_wd, log_amplification):
+    predicted = float(numeric.plane_period(log_amplification, 1.0, lr_wd))
+    assume(lr_wd * predicted / 2 <= 0.35)  # ηλK ≪ 1, where the delay's exponent holds
+    measured = _plane_period_iterated(lr_wd, log_amplification)
+    # 150 random draws of this domain: worst −12 % (ln A ≈ 8, where the 2-cycle's amplitude is not yet O(1))
+    assert abs(measured / predicted - 1) <= 0.15
+    # control: the escape delay alone (the reset's decay forgotten) is about half the period
+    assert abs(measured / float(numeric.escape_delay(log_amplification, 1.0, lr_wd)) - 1) > 0.5
+
+
+@settings(max_examples=20, deadline=None)
+@given(lr_wd=st.floats(1e-3, 3e-2), log_start=st.floats(-20.0, -8.0))
+def test_escape_angle_is_where_the_plane_maps_elr_peaks(lr_wd, log_start):
+    decay, overshoot, angle = 1 - lr_wd, 1.0, math.exp(log_start)  # from the crossing, a tiny error
+    while True:
+        swing = overshoot * math.sin(2 * angle)  # tan of the angular update
+        following = overshoot / (decay**2 * (1 + swing**2))
+        if following < overshoot:
+            break
+        angle, overshoot = angle - math.atan(swing), following
+    predicted = float(numeric.escape_angle(1.0, lr_wd))
+    # the angle grows by |1 − 2a| per step: the peak is found to within one step's growth
+    assert abs(math.log(abs(angle) / predicted)) <= math.log(2 * overshoot - 1)
+    assert abs(math.log(abs(angle) / (2 * predicted))) > 0.2  # control: the whole equilibrium update is not it
+
+
+@settings(max_examples=10, deadline=None)
+@given(lr_wd=st.floats(1e-3, 1e-2), log_noise=st.floats(-16.0, -4.0))
+def test_noise_floor_is_the_noisy_linear_modes_error_at_the_crossing(lr_wd, log_noise):
+    # x⁺ = (1 − 2a)x + κξ with a = (1−ηλ)^(−2t) through the crossing (t = 0); the error at the end, divided by
+    # its growth since the crossing, is the error the kicks leave there
+    kick, reps = math.exp(log_noise), 2000
+    steps = np.arange(-int(4 / math.sqrt(lr_wd)), int(4 / math.sqrt(lr_wd)))
+    multiplier = 1 - 2 * (1 - lr_wd) ** (-2.0 * steps)
+    rng = np.random.default_rng(0)
+    error = np.zeros(reps)
+    for m in multiplier:
+        error = m * error + kick * rng.standard_normal(reps)
+    at_crossing = np.log(np.abs(error)) - np.sum(np.log(np.abs(multiplier[steps >= 0])))
+    predicted = math.log(float(numeric.noise_floor(2.0, kick, 1.0, lr_wd)))  # s̃ = 2: κ = σ
+    # 2000 draws of ln|N|: standard error 0.025; the sum over steps taken as an integral: < 0.03 in ln
+    assert abs(at_crossing.mean() - predicted) <= 0.1
+    # control: a single kick is not the floor (ln((π/4ηλ)^¼ e^{−(γ+ln 2)/2}) ≥ 0.37 for ηλ ≤ 0.01)
+    assert abs(at_crossing.mean() - math.log(kick)) > 0.3
 
 
 def test_escape_delay_domain():

@@ -84,6 +84,10 @@ def test_identities_fail_for_a_loss_that_is_not_scale_invariant(identity, loss):
         (escape, "ESCAPE_DELAY", escape.ESCAPE_DELAY_LEADING, escape.escape_delay),
         # the period without its delay
         (escape, "WHOLE_PERIOD", period.PERIOD_LENGTH.subs(momentum, 0), escape.whole_period),
+        # a reset that lands back at the threshold, as if the jump removed exactly the overshoot
+        (escape, "RESET_OVERSHOOT", 1 / ((1 - lr * wd) ** 2), escape.plane_reset),
+        # the delay alone, the reset's decay forgotten
+        (escape, "PLANE_PERIOD", escape.ESCAPE_DELAY, escape.plane_period),
     ],
     ids=[
         "elr_map",
@@ -94,6 +98,8 @@ def test_identities_fail_for_a_loss_that_is_not_scale_invariant(identity, loss):
         "momentum_threshold",
         "escape_delay",
         "whole_period",
+        "plane_reset",
+        "plane_period",
     ],
 )
 def test_a_wrong_formula_fails_to_verify(monkeypatch, module, name, wrong, statement):

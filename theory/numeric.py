@@ -38,6 +38,7 @@ _DOMAIN = {
     "elr_critical": "> 0",
     "scale": "> 0",
     "log_amplification": "> 0",
+    "gradient_noise": "> 0",
 }
 
 
@@ -99,6 +100,9 @@ _period_length = _lambdify(period.PERIOD_LENGTH, s.elr_start, s.elr_critical, s.
 _period_length_leading = _lambdify(period.PERIOD_LENGTH_LEADING, s.elr_start, s.elr_critical, s.lr, s.wd, s.momentum)
 _escape_delay = _lambdify(escape.ESCAPE_DELAY, s.log_amplification, s.lr, s.wd)
 _whole_period = _lambdify(escape.WHOLE_PERIOD, s.elr_start, s.elr_critical, s.log_amplification, s.lr, s.wd)
+_plane_period = _lambdify(escape.PLANE_PERIOD, s.log_amplification, s.lr, s.wd)
+_escape_angle = _lambdify(escape.ESCAPE_ANGLE, s.lr, s.wd)
+_noise_floor = _lambdify(escape.NOISE_FLOOR, s.eff_sharpness, s.gradient_noise, s.lr, s.wd)
 _symmetric_config = _lambdify(symmetry.SYMMETRIC_CONFIG, s.lr, s.wd, s.si_norm, s.scale)
 
 
@@ -298,6 +302,55 @@ def whole_period(elr_start, elr_critical, log_amplification, lr, wd):
     elr_start, elr_critical, lr, wd, _ = _validate_period(elr_start, elr_critical, lr, wd, 0.0)
     (log_amplification,) = validate(log_amplification=log_amplification)
     return _whole_period(elr_start, elr_critical, log_amplification, lr, wd)
+
+
+def plane_period(log_amplification, lr, wd):
+    """The whole period when one direction destabilises (GD, β = 0), predicted from ln A and ηλ alone:
+    ``T = 2K = 1 + √(1 + 2 ln A/ηλ) ≈ √(2 ln A/ηλ)`` (:func:`theory.escape.plane_period`), the escape delay
+    :func:`escape_delay` twice, since the jump's reset of η̃ mirrors its overshoot.
+
+    Parameters
+    ----------
+    log_amplification : array_like
+        ln A > 0, the growth the error needs from its floor to the jump: ``ln(escape_angle/noise_floor)`` for
+        gradient noise.
+    lr, wd : array_like
+        η > 0, λ > 0 with ηλ < 1.
+    """
+    log_amplification, lr, wd = validate(("wd",), log_amplification=log_amplification, lr=lr, wd=wd)
+    return _plane_period(log_amplification, lr, wd)
+
+
+def escape_angle(lr, wd):
+    """The angle to the minimum at which η̃ peaks and the jump shows (GD, β = 0): ``θ_e = arccos(1−ηλ)/2``, half
+    the equilibrium angular update (:func:`theory.escape.escape_angle`).
+
+    Parameters
+    ----------
+    lr, wd : array_like
+        η > 0, λ ≥ 0 with ηλ < 1.
+    """
+    lr, wd = validate(lr=lr, wd=wd)
+    return _escape_angle(lr, wd)
+
+
+def noise_floor(eff_sharpness, gradient_noise, lr, wd):
+    """The error gradient noise leaves the unstable direction at the crossing, as a geometric mean (GD, β = 0):
+    ``θ_f = (2σ/s̃)(π/4ηλ)^{1/4} e^{−(γ+ln 2)/2}`` (:func:`theory.escape.noise_floor`).
+
+    Parameters
+    ----------
+    eff_sharpness : array_like
+        s̃ > 0.
+    gradient_noise : array_like
+        σ > 0, per direction at unit norm (the Rayleigh toy's ``noise``).
+    lr, wd : array_like
+        η > 0, λ > 0 with ηλ < 1.
+    """
+    eff_sharpness, gradient_noise, lr, wd = validate(
+        ("wd",), eff_sharpness=eff_sharpness, gradient_noise=gradient_noise, lr=lr, wd=wd
+    )
+    return _noise_floor(eff_sharpness, gradient_noise, lr, wd)
 
 
 def critical_si_norm(eff_sharpness, lr, wd):

@@ -41,6 +41,7 @@ elr_start = sp.Symbol(r"\tilde{\eta}_s", positive=True)
 elr_critical = sp.Symbol(r"\tilde{\eta}_c", positive=True)
 lr_wd = sp.Symbol(r"\eta\lambda", positive=True)  # the product ηλ where only it matters
 log_amplification = sp.Symbol(r"\ln A", positive=True)  # ln of the unstable error's growth before a jump shows
+gradient_noise = sp.Symbol(r"\sigma", positive=True)  # gradient noise per direction at unit norm
 _domain_s = sp.Symbol("s", positive=True)
 _domain_k = sp.Symbol("k", positive=True)
 
