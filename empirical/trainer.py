@@ -31,6 +31,7 @@ from empirical.scale_invariance import find_si_groups, si_parameters
 from empirical.tracking import CrossingSearch, locate_crossing
 from simulate.analysis import summarize_run, threshold_crossings
 from simulate.destabilization import DEFAULT_SETTINGS
+from simulate.forecast import MIN_HISTORY, run_forecast
 from simulate.records import current_record, series_arrays, write_json, write_jsonl
 
 SHARPNESS_TOL = 1e-3
@@ -97,7 +98,8 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
     summary adds ``elr_times_sharpness_threshold`` (:func:`stability_threshold`: 2(1−ηλ), or heavy ball's threshold
     with momentum) and, per destabilisation, where η̃·s̃ stood before it
     (:func:`simulate.analysis.threshold_crossings`); with momentum and ηλ > (1−√β)², where the theory derives no
-    threshold, neither.
+    threshold, neither. With a free norm, λ > 0, a threshold and at least 5 periods it adds ``period_forecast``
+    (:func:`simulate.forecast.run_forecast`): each period predicted from its first quarter, and the next one.
 
     Parameters
     ----------
@@ -139,6 +141,17 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
         summary["elr_times_sharpness_threshold"] = threshold
         summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
             [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
+        )
+    if norm_control == "free" and wd > 0 and threshold is not None and len(summary["events"]) >= MIN_HISTORY + 3:
+        summary["period_forecast"] = run_forecast(
+            steps,
+            series["elr"],
+            summary["events"],
+            [r["step"] for r in measured],
+            [r["eff_sharpness"] for r in measured],
+            lr=lr,
+            wd=wd,
+            momentum=momentum,
         )
     return summary
 

@@ -191,8 +191,26 @@ def _train(args: argparse.Namespace) -> int:
             f"(over the detector's band {band_text(summary)})"
         )
     _print_crossings(summary)
+    _print_forecast(summary)
     print(f"wrote {args.out / 'config.json'}, series.jsonl, eval.jsonl and summary.json")
     return 0
+
+
+def _print_forecast(summary: dict) -> None:
+    """Each period predicted from its first quarter against the baselines, and the next destabilisation."""
+    for threshold, found in summary.get("period_forecast", {}).items():
+        errors = ", ".join(f"{name} {_fmt(value, 0, '.0%')}" for name, value in found["errors"].items())
+        print(f"periods predicted at a quarter of their length, to {threshold} ({found['fed']}):")
+        print(f"  median |error| over {found['n_scored']} periods: {errors}")
+        coverage = ", ".join(f"{name} {_fmt(value, 0, '.0%')}" for name, value in found["coverage"].items())
+        print(f"  forecast intervals ({found['level']:.0%} nominal) covered: {coverage}")
+        upcoming = found["next"]
+        if upcoming is not None:
+            late = " (overdue)" if upcoming["overdue"] else ""
+            print(
+                f"  next destabilisation in {upcoming['steps_to_next']:.0f} steps{late} "
+                f"({upcoming['low']:.0f} … {upcoming['high']:.0f})"
+            )
 
 
 def _print_crossings(summary: dict) -> None:

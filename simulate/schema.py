@@ -138,6 +138,14 @@ SUMMARY_FIELDS = _table(
         "(simulate.analysis.threshold_crossings)",
         "list",
     ),
+    Field(
+        "period_forecast",
+        "",
+        "per threshold, each period predicted at a quarter of its mean length (nothing from its own end), its "
+        "baselines, controls and the forecast's coverage and interval score, and the next destabilisation's "
+        "forecast (simulate.forecast.run_forecast); runs with a free norm, λ > 0 and at least 5 periods",
+        "dict",
+    ),
 )
 
 LEGACY_NAMES = {"rho": "si_norm", "rho_per_tensor": "si_norm_per_tensor", "rho0": "si_norm0"}

@@ -37,7 +37,8 @@ from simulate.schema import (
 
 # Three evaluations, a few periods (the fields of a run with sharpness measured: tests/test_trainer.py).
 MEASURED = RunSpec(lr=1.0, wd=0.03, steps=120, width=2, train_subset=128, batch_size=64, eval_points=3, device="cpu")
-SHARPNESS_ONLY = {"elr_times_sharpness_threshold", "elr_times_sharpness_before_destabilization"}
+# present only where s̃ was measured, or (period_forecast) where a run has enough periods to predict
+CONDITIONAL = {"elr_times_sharpness_threshold", "elr_times_sharpness_before_destabilization", "period_forecast"}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_the_trainers_files_follow_the_schema(measured):
     for record in _lines(measured / "eval.jsonl"):
         validate(record, EVAL_FIELDS, required=EVAL_FIELDS)
     summary = json.loads((measured / "summary.json").read_text(encoding="utf-8"))
-    validate(summary, SUMMARY_FIELDS, required=set(SUMMARY_FIELDS) - {"run_id", *SHARPNESS_ONLY})
+    validate(summary, SUMMARY_FIELDS, required=set(SUMMARY_FIELDS) - {"run_id", *CONDITIONAL})
     assert summary["detected_on"] == "si_norm+loss" and summary["norm_control"] == "free" and summary["events"]
     config = json.loads((measured / "config.json").read_text(encoding="utf-8"))
     assert not set(LEGACY_NAMES) & (set(config) | set(summary) | {k for r in series for k in r})
@@ -71,7 +72,7 @@ def test_bnwd_simulate_writes_the_schema(tmp_path):
     )
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     for row in summary["rows"]:
-        validate(row, SUMMARY_FIELDS, required=set(SUMMARY_FIELDS) - SHARPNESS_ONLY)
+        validate(row, SUMMARY_FIELDS, required=set(SUMMARY_FIELDS) - CONDITIONAL)
         with open(out / "series" / f"{row['run_id']}.csv", newline="", encoding="utf-8") as handle:
             assert next(csv.reader(handle)) == ["step", *SERIES]
 
@@ -82,7 +83,7 @@ def test_the_sweep_table_holds_spec_fields_and_summary_scalars(measured):
         header = next(csv.reader(handle))
     spec_fields = {f.name for f in dataclasses.fields(RunSpec)}
     assert set(header) <= spec_fields | set(SUMMARY_FIELDS) and header == list(rows[0])
-    scalars = {name for name, f in SUMMARY_FIELDS.items() if f.kind not in ("list", "dict")} - SHARPNESS_ONLY
+    scalars = {name for name, f in SUMMARY_FIELDS.items() if f.kind not in ("list", "dict")} - CONDITIONAL
     assert scalars <= set(header)
     summary = json.loads((measured / "summary.json").read_text(encoding="utf-8"))
     assert rows[0]["period_measured"] == summary["period_measured"]
