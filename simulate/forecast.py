@@ -6,15 +6,15 @@ measured η̃). Here a prediction of period k, from destabilisation ``e_k`` to `
 what is known by then:
 
 * η̃ after the jump: its lowest value ``η̃_s`` on ``(e_k, c_k]``, at ``b_k``;
-* the effective sharpness s̃ measured on ``(e_k, c_k]`` (their median), which sets the threshold
-  ``η̃_c = θ(η, λ, β)/s̃`` (:func:`theory.stability_threshold`);
+* a threshold η̃_c (:data:`THRESHOLDS`): the theory's ``θ(η, λ, β)/s̃`` (:func:`theory.stability_threshold`) with
+  s̃ the median of those measured on ``(e_k, c_k]``, or the median η̃ at the destabilisations up to ``e_k``;
 * ηλ, β, and optionally ``ln A`` for the escape delay (β = 0, :func:`theory.escape_delay`).
 
 The prediction is the theory's complete period ``(b_k − e_k) + period_length(η̃_s, η̃_c) + K``
 (:func:`predict_period_lengths`). Beside it (:func:`period_predictions`): the baselines *previous* (``T_{k−1}``) and
 *mean of the others* (the run's other periods: it sees the future, so it is the harder baseline), and two controls
-that must do worse if s̃ carries the period's information: s̃ replaced by its mean over the periods, and s̃ shuffled
-between them.
+that must do worse if the period's own input (s̃, or η̃ after the jump) carries its information: that input
+replaced by its mean over the periods, and shuffled between them.
 
 The online forecast (:func:`forecast`) turns the same prediction into steps to the next destabilisation with an
 interval: the ratios measured/predicted of the periods already over give its quantiles (split conformal), so it
@@ -99,7 +99,11 @@ def period_inputs(steps, elr, events, sharpness_steps, sharpness, *, horizon: fl
         rows["previous"].append(int(lengths[k - 1]))
         rows["past_mean"].append(past_mean)
         rows["ended_early"].append(end <= cutoff)
-    return {k: np.asarray(v) for k, v in rows.items()}
+    floats = {"elr_start", "sharpness", "past_threshold", "past_mean"}
+    return {
+        k: np.asarray(v, dtype=bool if k == "ended_early" else float if k in floats else np.int64)
+        for k, v in rows.items()
+    }
 
 
 def predict_period_lengths(
@@ -174,7 +178,8 @@ def period_predictions(
     Returns
     -------
     dict
-        ``threshold``, ``measured`` and ``predicted`` (shape (n,)), ``baselines`` and ``controls`` (name -> shape (n,)),
+        ``threshold``, ``scored`` (the periods scored), ``measured`` and ``predicted`` (shape (n,)), ``baselines`` and
+        ``controls`` (name -> shape (n,)),
         ``errors`` (name -> median |predicted − measured|/measured over the scored periods, for the prediction and
         every baseline and control), ``n_scored``, ``n_ended_early``, ``n_missing_sharpness``, ``sharpness_spread``
         (std/mean of s̃ over the periods), ``beats_baselines`` and ``controls_fail`` (each control's error above the
@@ -227,6 +232,7 @@ def period_predictions(
     sharpness = inputs["sharpness"][np.isfinite(inputs["sharpness"])]
     return {
         "threshold": threshold,
+        "scored": scored,
         "measured": measured,
         "predicted": predictions["prediction"],
         "baselines": {name: predictions[name] for name in baseline_names},
@@ -261,10 +267,9 @@ def forecast(inputs: dict, predicted, *, level: float = LEVEL, min_history: int 
 
     The interval of period k is ``[r_lo·T̂_k, r_hi·T̂_k]``, ``r_lo``/``r_hi`` the split-conformal (1−level)/2 and
     (1+level)/2 order statistics of the ratios measured/predicted of the periods that ended before ``c_k``
-    (:func:`_conformal_bounds`); from then on the
-    steps to the next destabilisation are that interval minus the steps since ``e_k``. The baselines are forecast the
-    same way from their own past ratios: *previous* (T̂ = T_{k−1}) and *past mean* (T̂ = T̄_k); neither sees the
-    future.
+    (:func:`_conformal_bounds`); from then on the steps to the next destabilisation are that interval minus the steps
+    since ``e_k``. The baselines are forecast the same way from their own past ratios: *previous* (T̂ = T_{k−1}) and
+    *past mean* (T̂ = T̄_k); neither sees the future.
 
     Parameters
     ----------
