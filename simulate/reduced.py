@@ -193,3 +193,73 @@ def predict_period(model: ReducedModel, lr, wd, momentum=0.0, *, steps: int, see
             }
         )
     return rows
+
+
+NOISE_GRID = tuple(10.0 ** np.arange(-14.0, -1.5, 0.5))
+"""The gradient noise σ (at s̃ = 2) that :func:`held_out_periods` calibrates over."""
+
+
+def held_out_periods(
+    lr, wd, momentum, measured, *, dim: int = 64, noise_grid=NOISE_GRID, seeds=(0, 1, 2), steps: int | None = None
+) -> dict:
+    """Leave one product ηλ out: the reduced model's noise calibrated on the runs at the other products, then its
+    period and regime at the held-out run's (η, λ, β), beside the baseline ``T·ηλ = const`` fitted on the same runs.
+
+    Only η̃·s̃ and σ/s̃ matter to the model, so s̃ = 2 and σ is its one free parameter: for each held-out run, the σ of
+    ``noise_grid`` that minimises the squared log-error of the predicted mean periods of the other runs (every one
+    of which must come out periodic). The held-out run's own period is used by nothing but its score.
+
+    Parameters
+    ----------
+    lr, wd, momentum : array_like, shape (n_runs,)
+        The runs' η, λ, β (β inside the monotone domain).
+    measured : array_like, shape (n_runs,)
+        Their measured mean periods (NaN where a run is not periodic: it calibrates nothing).
+    dim : int
+        The model's dimension.
+    noise_grid : sequence of float
+        Candidate σ.
+    seeds : sequence of int
+        Seeds of each prediction (:func:`predict_period`).
+    steps : int, optional
+        Steps per simulated run; default 12 × the longest measured period.
+
+    Returns
+    -------
+    dict of ndarray, shape (n_runs,) each
+        ``predicted`` and ``regime`` (at the calibrated σ), ``noise`` (that σ; NaN where no σ fits), ``baseline``
+        (T·ηλ = const), ``control`` (the model's period at the ηλ farthest from the run's own: it must do worse), and
+        ``measured``; and ``table`` (the predicted periods, shape (len(noise_grid), n_runs)). All NaN (regime
+        "undetermined") when the runs with a measured period span fewer than two products.
+    """
+    lr, wd, momentum, measured = (
+        np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in np.broadcast_arrays(lr, wd, momentum, measured)
+    )
+    n, lr_wd = lr.size, lr * wd
+    out = {name: np.full(n, np.nan) for name in ("predicted", "noise", "baseline", "control")}
+    out["regime"] = np.full(n, "undetermined", dtype=object)
+    if np.unique(np.round(np.log(lr_wd[np.isfinite(measured)]), 9)).size < 2:  # nothing to calibrate on
+        return out | {"measured": measured, "table": np.full((len(noise_grid), n), np.nan)}
+    if steps is None:
+        steps = int(12 * np.nanmax(measured))
+    found = [
+        predict_period(ReducedModel(2.0, noise, dim), lr, wd, momentum, steps=steps, seeds=seeds)
+        for noise in noise_grid
+    ]
+    table = np.array([[row["period"] for row in rows] for rows in found])
+    regimes = np.array([[row["regime"] for row in rows] for rows in found])
+    for i in range(n):
+        others = (np.abs(np.log(lr_wd / lr_wd[i])) > 1e-9) & np.isfinite(measured)
+        if not others.any():
+            continue
+        cost = np.sum((np.log(table[:, others]) - np.log(measured[others])) ** 2, axis=1)
+        cost[~np.isfinite(cost)] = np.inf
+        out["baseline"][i] = np.exp(np.mean(np.log(measured[others] * lr_wd[others]))) / lr_wd[i]
+        if np.isfinite(cost).any():
+            best = int(np.argmin(cost))
+            farthest = int(np.argmax(np.abs(np.log(lr_wd / lr_wd[i]))))
+            out["noise"][i] = noise_grid[best]
+            out["predicted"][i] = table[best, i]
+            out["regime"][i] = regimes[best, i]
+            out["control"][i] = table[best, farthest]
+    return out | {"measured": measured, "table": table}

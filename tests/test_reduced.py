@@ -12,7 +12,7 @@ from scipy import stats
 from simulate.destabilization import analyze
 from simulate.integrate import initial_weights, integrate
 from simulate.models import RayleighQuotient
-from simulate.reduced import ReducedModel, predict_period, run_reduced
+from simulate.reduced import ReducedModel, held_out_periods, predict_period, run_reduced
 
 SERIES = ("si_norm", "elr", "angular_update", "loss", "eff_grad_norm")
 
@@ -143,3 +143,20 @@ def test_bad_input():
         run_reduced(ReducedModel(1.0), 1.0, 0.01, steps=0, elr0=0.1)
     with pytest.raises(ValueError, match="lr"):
         run_reduced(ReducedModel(1.0), -1.0, 0.01, steps=10, elr0=0.1)
+
+
+def test_a_held_out_runs_own_period_calibrates_nothing():
+    # measured periods from the model itself at σ = 1e-5: the held-out fit finds a σ near it for every run, and the
+    # held-out run's own measured period can change without changing its prediction
+    lr, wd = np.array([1.0, 1.0, 1.0]), np.array([0.005, 0.01, 0.02])
+    grid = (1e-7, 1e-5, 1e-3)
+    measured = np.array([r["period"] for r in predict_period(ReducedModel(2.0, 1e-5), lr, wd, steps=1500, seeds=(5,))])
+    found = held_out_periods(lr, wd, 0.0, measured, noise_grid=grid, seeds=(0,), steps=1500)
+    assert np.all(found["noise"] == 1e-5)
+    assert np.all(np.abs(found["predicted"] / measured - 1) < 0.15)
+    changed = measured.copy()
+    changed[1] *= 3
+    again = held_out_periods(lr, wd, 0.0, changed, noise_grid=grid, seeds=(0,), steps=1500)
+    assert again["predicted"][1] == found["predicted"][1]
+    baseline = np.exp(np.mean(np.log(measured[[0, 2]] * lr[[0, 2]] * wd[[0, 2]]))) / (lr[1] * wd[1])
+    assert found["baseline"][1] == pytest.approx(baseline)
