@@ -61,7 +61,7 @@ def plot_periods(real: list[dict], simulated: list[dict], held_out: dict, path: 
     ax.set(xscale="log", yscale="log", xlabel=r"$\eta\lambda$", ylabel="period (steps)", title="Period against ηλ")
     ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on < 2 decades
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path)
     return path
