@@ -2,8 +2,8 @@
 
 At the crossing the top direction's error is tiny (set by gradient noise, or by how deep training converged), and
 just past the threshold it grows slowly: the multiplier per step is ``|1 − η̃s̃/(1−ηλ)|``, 1 at the crossing, and η̃
-keeps growing by ``(1−ηλ)⁻²`` per step. The error must grow by a factor A (from its floor to O(1), where the loss
-spikes and ρ jumps) before the destabilisation shows; that takes the escape delay. The whole period is the decay
+keeps growing by ``(1−ηλ)⁻²`` per step. The error must grow by a factor A (from its floor to the angle where η̃
+turns and ρ jumps) before the destabilisation shows; that takes the escape delay. The whole period is the decay
 from the η̃ after a jump to the threshold (:mod:`theory.period`) plus that delay. Plain GD (β = 0).
 
 Where one direction destabilises (the plane of the minimum and its top direction, ``L = (s̃/2) sin²θ``), the jump
@@ -105,7 +105,7 @@ def escape_delay() -> Statement:
         r"K = \frac{1+\sqrt{1+2\ln A/\eta\lambda}}{2} \approx \sqrt{\frac{\ln A}{2\eta\lambda}}"
         r"\quad\text{(exponent to first order in } \eta\lambda k)",
         "GD (β = 0) with coupled weight decay; η̃ grows by pure decay past η̃_c = 2(1−ηλ)/s̃; the linear mode of "
-        "theory.stability.minimum_instability; A = the error's growth from its floor to O(1); ηλK ≪ 1",
+        "theory.stability.minimum_instability; A = the error's growth from its floor to where the jump shows; ηλK ≪ 1",
         residual,
     )
 

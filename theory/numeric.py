@@ -279,7 +279,8 @@ def escape_delay(log_amplification, lr, wd):
     Parameters
     ----------
     log_amplification : array_like
-        ln A > 0, the growth the error needs from its floor (noise, or the depth of convergence) to O(1).
+        ln A > 0, the growth the error needs from its floor (noise, or the depth of convergence) to where the jump
+        shows (:func:`escape_angle`).
     lr, wd : array_like
         η > 0, λ > 0 with ηλ < 1.
     """
