@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 
 from paper_checks import c3_frequency
 from paper_checks.common import CheckContext, Verdict
-from simulate.reduced import NOISE_GRID, held_out_periods
+from simulate.forecast import score_predictions
+from simulate.reduced import NOISE_GRID, held_out_rows
 
 CLAIM = "C10"
 TITLE = "The reduced simulator, calibrated at other ηλ, predicts a run's mean period and regime (held out)"
@@ -37,20 +38,15 @@ SETTINGS = {
 }
 
 
-def _median_error(predicted: np.ndarray, measured: np.ndarray) -> float:
-    errors = np.abs(predicted / measured - 1)
-    return float(np.median(errors)) if errors.size else float("nan")
-
-
 def run(ctx: CheckContext, settings: dict) -> Verdict:
     """Hold out each product ηλ of C3's grid in turn and predict its runs (see the module)."""
     runs = c3_frequency.measure_grid(ctx, settings)
     rows = [r.summary for r in runs]
-    lr = np.array([r.spec.lr for r in runs])
-    wd = np.array([r.spec.wd for r in runs])
-    momentum = np.array([r.spec.momentum for r in runs])
-    counted = np.array([len(r["periods"]) >= settings["min_periods"] for r in rows])
-    measured = np.where(counted, [r["period_measured"] for r in rows], np.nan).astype(float)
+    lr = np.array([r["lr"] for r in rows])
+    wd = np.array([r["wd"] for r in rows])
+    found = held_out_rows(rows, min_periods=settings["min_periods"], dim=settings["dim"])
+    measured = found["measured"]
+    counted = np.isfinite(measured)
     tolerance = {key: settings[key] for key in _TOLERANCES}
     distinct = np.unique(np.round(np.log(lr * wd), 9)[counted]).size
     if distinct < 2:
@@ -65,20 +61,22 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
             tolerance=tolerance,
             figure=ctx.figure_path(CLAIM).name,
         )
-    found = held_out_periods(lr, wd, momentum, measured, dim=settings["dim"])
     scored = counted & np.isfinite(found["predicted"])
-    errors = {
-        name: _median_error(found[key][scored], measured[scored])
-        for name, key in (("prediction", "predicted"), ("baseline T·ηλ = const", "baseline"), ("control", "control"))
-    }
+    scores = score_predictions(
+        found["predicted"][scored],
+        {"baseline T·ηλ = const": found["baseline"][scored]},
+        {"control": found["control"][scored]},
+        measured[scored],
+    )
+    errors = scores["errors"]
     regimes_match = [found["regime"][i] == rows[i]["regime"] for i in range(len(rows))]
     at_edge = bool(np.any(np.isin(found["noise"][scored], [min(NOISE_GRID), max(NOISE_GRID)])))
     mine = errors["prediction"]
     passed = bool(
         scored.sum() == counted.sum()
         and mine <= settings["period_tolerance"]
-        and mine < errors["baseline T·ηλ = const"]
-        and errors["control"] > mine
+        and scores["beats_baselines"]
+        and scores["controls_fail"]
         and all(regimes_match)
     )
     _plot(lr * wd, measured, found, ctx.figure_path(CLAIM))

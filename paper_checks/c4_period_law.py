@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from paper_checks import c3_frequency
 from paper_checks.common import CheckContext, Verdict
 from simulate.analysis import predicted_periods
-from simulate.forecast import THRESHOLDS, period_inputs, period_predictions
+from simulate.forecast import THRESHOLDS, period_inputs, period_predictions, score_predictions
 
 CLAIM = "C4"
 TITLE = "Each period, predicted from its first quarter (η̃ after the jump, s̃ then), beats the baselines"
@@ -87,30 +87,18 @@ def _scored(run, lr: float, wd: float, momentum: float, threshold: str) -> dict:
 
 
 def _pooled(found: list[dict]) -> dict:
-    """Median |relative error| of the prediction, baselines and controls over the scored periods of all runs."""
-    names = ["prediction", *found[0]["baselines"], *found[0]["controls"]] if found else []
-    errors = {}
-    for name in names:
-        parts = [
-            np.abs(
-                (f["predicted"] if name == "prediction" else {**f["baselines"], **f["controls"]}[name])[f["scored"]]
-                / f["measured"][f["scored"]]
-                - 1
-            )
-            for f in found
-        ]
-        pooled = np.concatenate(parts) if parts else np.zeros(0)
-        errors[name] = float(np.median(pooled)) if pooled.size else float("nan")
-    n = int(sum(f["n_scored"] for f in found))
-    mine = errors.get("prediction", float("nan"))
-    baselines = [name for name in names[1:] if not name.startswith("control")]
-    controls = [name for name in names[1:] if name.startswith("control")]
-    return {
-        "errors": errors,
-        "n_scored": n,
-        "beats_baselines": bool(names) and all(mine < errors[b] for b in baselines),
-        "controls_fail": bool(names) and all(errors[c] > mine for c in controls),
-    }
+    """:func:`simulate.forecast.score_predictions` over the scored periods of all runs together."""
+
+    def joined(part: str) -> dict:
+        return {name: np.concatenate([f[part][name][f["scored"]] for f in found]) for name in found[0][part]}
+
+    scores = score_predictions(
+        np.concatenate([f["predicted"][f["scored"]] for f in found]),
+        joined("baselines"),
+        joined("controls"),
+        np.concatenate([f["measured"][f["scored"]] for f in found]),
+    )
+    return scores | {"n_scored": int(sum(f["n_scored"] for f in found))}
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

@@ -19,8 +19,9 @@ import theory
 from paper_checks.common import CheckContext
 from paper_checks.figures import four_panels
 from simulate.analysis import a_priori_slope, frequency_slope_band
+from simulate.forecast import median_abs_relative_error
 from simulate.models import DEFAULT_NOISE, RayleighQuotient
-from simulate.reduced import held_out_periods
+from simulate.reduced import held_out_rows
 from simulate.sweep import simulate_grid
 from theory.report import write_report
 
@@ -68,17 +69,10 @@ def plot_periods(real: list[dict], simulated: list[dict], held_out: dict, path: 
 
 
 def _held_out_error(found: dict, key: str) -> float:
-    """Median |relative error| of ``found[key]`` (:func:`held_out`) over the runs with both numbers."""
-    errors = np.abs(found[key] / found["measured"] - 1)
-    errors = errors[np.isfinite(errors)]
-    return float(np.median(errors)) if errors.size else float("nan")
-
-
-def held_out(rows: list[dict], min_periods: int = 4) -> dict:
-    """:func:`simulate.reduced.held_out_periods` of summary rows (a row with fewer periods calibrates nothing)."""
-    measured = [r["period_measured"] if len(r["periods"]) >= min_periods else np.nan for r in rows]
-    columns = [[r[k] for r in rows] for k in ("lr_effective", "wd", "momentum")]
-    return held_out_periods(*columns, np.asarray(measured, dtype=float))
+    """Median |relative error| of ``found[key]`` (:func:`simulate.reduced.held_out_rows`) over the runs with both
+    numbers."""
+    both = np.isfinite(found[key]) & np.isfinite(found["measured"])
+    return median_abs_relative_error(found[key][both], found["measured"][both])
 
 
 def _fmt(value, spec: str) -> str:
@@ -129,7 +123,7 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, device: str = "auto", pr
     say("4/4 report")
     labels = [f"η={r.spec.lr:g}, λ={r.spec.wd:g}" for r in runs]
     four_panels(runs, out / "four_panels.png", labels=labels)
-    predicted = held_out(real)
+    predicted = held_out_rows(real, min_periods=4)
     plot_periods(real, simulated, predicted, out / "period_vs_etalambda.png")
     report = out / "report.md"
     report.write_text(

@@ -150,6 +150,58 @@ THRESHOLDS = {
 _PER_PERIOD_INPUT = {"sharpness": "sharpness", "past events": "elr_start"}  # what the controls replace
 
 
+def median_abs_relative_error(predicted, measured) -> float:
+    """``median |predicted/measured − 1|`` over the given entries (NaN when there are none)."""
+    errors = np.abs(np.asarray(predicted, dtype=np.float64) / np.asarray(measured, dtype=np.float64) - 1)
+    return float(np.median(errors)) if errors.size else math.nan
+
+
+def score_predictions(predicted, baselines: dict, controls: dict, measured) -> dict:
+    """The median absolute relative error of a prediction, its baselines and its controls on the same periods, and
+    whether the prediction beats every baseline (``beats_baselines``) and every control does worse
+    (``controls_fail``).
+
+    Parameters
+    ----------
+    predicted, measured : array_like, shape (n,)
+    baselines, controls : dict of name -> array_like, shape (n,)
+
+    Returns
+    -------
+    dict
+        ``errors`` (name -> error; the prediction's under ``"prediction"``), ``beats_baselines``, ``controls_fail``.
+    """
+    everything = {"prediction": predicted, **baselines, **controls}
+    errors = {name: median_abs_relative_error(p, measured) for name, p in everything.items()}
+    mine = errors["prediction"]
+    return {
+        "errors": errors,
+        "beats_baselines": bool(all(mine < errors[name] for name in baselines)),
+        "controls_fail": bool(all(errors[name] > mine for name in controls)),
+    }
+
+
+def _predict_from_inputs(
+    inputs: dict, threshold: str, *, lr: float, wd: float, momentum: float, log_amplification=None
+) -> np.ndarray:
+    """:func:`predict_period_lengths` of :func:`period_inputs` rows, the threshold taken as ``threshold`` says
+    (:data:`THRESHOLDS`)."""
+    if threshold == "sharpness":
+        critical = float(theory.stability_threshold(lr, wd, momentum)) / inputs["sharpness"]
+    else:
+        critical = inputs["past_threshold"]
+    return predict_period_lengths(
+        inputs["start"],
+        inputs["bottom"],
+        inputs["elr_start"],
+        critical,
+        lr=lr,
+        wd=wd,
+        momentum=momentum,
+        log_amplification=log_amplification,
+    )
+
+
 def period_predictions(
     inputs: dict,
     *,
@@ -194,20 +246,8 @@ def period_predictions(
 
     def predict(values):
         given = {**inputs, own: values}
-        critical = (
-            float(theory.stability_threshold(lr, wd, momentum)) / given["sharpness"]
-            if threshold == "sharpness"
-            else given["past_threshold"]
-        )
-        return predict_period_lengths(
-            given["start"],
-            given["bottom"],
-            given["elr_start"],
-            critical,
-            lr=lr,
-            wd=wd,
-            momentum=momentum,
-            log_amplification=log_amplification,
+        return _predict_from_inputs(
+            given, threshold, lr=lr, wd=wd, momentum=momentum, log_amplification=log_amplification
         )
 
     known = inputs[own][scored]
@@ -216,34 +256,27 @@ def period_predictions(
     shuffled[scored] = np.random.default_rng(seed).permutation(known)
     others = (measured[scored].sum() - measured) / max(int(scored.sum()) - 1, 1)
     label = "s̃" if threshold == "sharpness" else "η̃ after the jump"
-    predictions = {
-        "prediction": predict(inputs[own]),
-        "previous period": inputs["previous"].astype(np.float64),
-        "mean of the other periods": others,
-        f"control: mean {label}": predict(averaged),
-        f"control: shuffled {label}": predict(shuffled),
-    }
-    errors = {
-        name: float(np.median(np.abs(p[scored] / measured[scored] - 1))) if scored.any() else math.nan
-        for name, p in predictions.items()
-    }
-    mine = errors["prediction"]
-    baseline_names, control_names = list(predictions)[1:3], list(predictions)[3:]
+    predicted = predict(inputs[own])
+    baselines = {"previous period": inputs["previous"].astype(np.float64), "mean of the other periods": others}
+    controls = {f"control: mean {label}": predict(averaged), f"control: shuffled {label}": predict(shuffled)}
+    scores = score_predictions(
+        predicted[scored],
+        {name: p[scored] for name, p in baselines.items()},
+        {name: p[scored] for name, p in controls.items()},
+        measured[scored],
+    )
     sharpness = inputs["sharpness"][np.isfinite(inputs["sharpness"])]
-    return {
+    return scores | {
         "threshold": threshold,
         "scored": scored,
         "measured": measured,
-        "predicted": predictions["prediction"],
-        "baselines": {name: predictions[name] for name in baseline_names},
-        "controls": {name: predictions[name] for name in control_names},
-        "errors": errors,
+        "predicted": predicted,
+        "baselines": baselines,
+        "controls": controls,
         "n_scored": int(scored.sum()),
         "n_ended_early": int(inputs["ended_early"].sum()),
         "n_missing_sharpness": int((~inputs["ended_early"] & ~np.isfinite(inputs["sharpness"])).sum()),
         "sharpness_spread": float(sharpness.std() / sharpness.mean()) if sharpness.size > 1 else math.nan,
-        "beats_baselines": bool(all(mine < errors[name] for name in baseline_names)),
-        "controls_fail": bool(all(errors[name] > mine for name in control_names)),
     }
 
 
@@ -370,7 +403,8 @@ def run_forecast(
             "next": None,
         }
         if running:
-            point = period_predictions(inputs, lr=lr, wd=wd, momentum=momentum, threshold=threshold)["predicted"][-1]
+            running_row = {k: v[-1:] for k, v in inputs.items()}
+            (point,) = _predict_from_inputs(running_row, threshold, lr=lr, wd=wd, momentum=momentum)
             ratios = closed["measured"] / found["predicted"]
             ratios = ratios[np.isfinite(ratios) & ~closed["ended_early"]]
             if np.isfinite(point) and ratios.size >= MIN_HISTORY:

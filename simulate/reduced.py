@@ -263,3 +263,11 @@ def held_out_periods(
             out["regime"][i] = regimes[best, i]
             out["control"][i] = table[best, farthest]
     return out | {"measured": measured, "table": table}
+
+
+def held_out_rows(rows: list[dict], *, min_periods: int, dim: int = 64) -> dict:
+    """:func:`held_out_periods` of summary rows (:func:`simulate.analysis.summarize_run`): each row's η on the SI
+    weights, λ, β, and its mean period where it has at least ``min_periods`` periods (the others calibrate nothing)."""
+    measured = [r["period_measured"] if len(r["periods"]) >= min_periods else np.nan for r in rows]
+    columns = [[r[k] for r in rows] for k in ("lr_effective", "wd", "momentum")]
+    return held_out_periods(*columns, np.asarray(measured, dtype=float), dim=dim)
