@@ -1,22 +1,29 @@
-"""Step time of ConvNetSI (c=32, CIFAR-shaped synthetic data, batch 128) with and without the online metrics,
-against the FLOP floor (the step's FLOPs over the GFLOP/s of a large matmul measured in the same run).
+"""Step time of a plain SGD loop with and without :class:`empirical.monitor.Monitor`, in one run, for ConvNetSI c=32
+on CIFAR-shaped synthetic data (3×32×32) and c=8 on digits (1×8×8), batch 128; the monitor's overhead, and the step
+against its FLOP floor (the step's FLOPs over the GFLOP/s of a large matmul measured in the same run).
 
-    .venv/bin/python benchmarks/train_step.py [--steps 5] [--width 32] [--channels-last]
+    .venv/bin/python benchmarks/train_step.py [--steps 10] [--repeats 15] [--nets c8 c32] [--channels-last]
+
+The two loops run in alternating blocks of ``--steps`` steps (after a warm-up block each), so that drifts of the
+machine hit both; the step time is the median over the ``--repeats`` blocks, the overhead the median of the ratios
+of adjacent blocks, with their interquartile range.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import tempfile
+import copy
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from empirical.data import load_dataset
+from empirical.monitor import Monitor
 from empirical.nets import build_model
-from empirical.trainer import TrainConfig, Trainer
+
+NETS = {"c32": ("synthetic", 32), "c8": ("digits", 8)}
 
 
 def conv_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
@@ -27,7 +34,7 @@ def conv_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
         nonlocal total
         if isinstance(module, torch.nn.Conv2d):
             k = module.kernel_size[0] * module.kernel_size[1]
-            total += 2.0 * module.in_channels * k * output.numel()
+            total += 2.0 * module.in_channels * k * output.numel() / module.groups
         elif isinstance(module, torch.nn.Linear):
             total += 2.0 * module.in_features * output.numel()
 
@@ -48,47 +55,72 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def time_steps(step, steps: int) -> float:
-    step()
+def loop(model, optimizer, x, y, monitor=None):
+    """One step of the user's loop, logging the loss to ``monitor`` when there is one."""
+
+    def step():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if monitor is not None:
+            monitor.log(loss=loss.detach())
+
+    return step
+
+
+def block_time(step, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         step()
     return (time.perf_counter() - start) / steps
 
 
+def measure(net: str, steps: int, repeats: int, channels_last: bool) -> dict:
+    data_name, width = NETS[net]
+    data = load_dataset(data_name, synthetic_size=(1024, 128))
+    torch.manual_seed(0)
+    base = build_model("convnet_si", width=width, in_channels=data.in_channels, n_classes=data.n_classes)
+    x, y = data.train_x[:128], data.train_y[:128]
+    if channels_last:
+        base, x = base.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    steps_of = {}
+    for name in ("without", "with"):
+        model = copy.deepcopy(base)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-3)
+        monitor = Monitor(model, optimizer, probe=(x, y)) if name == "with" else None
+        steps_of[name] = loop(model, optimizer, x, y, monitor)
+    times = {name: [] for name in steps_of}
+    for step in steps_of.values():
+        block_time(step, 2)  # warm-up
+    for _ in range(repeats):
+        for name, step in steps_of.items():
+            times[name].append(block_time(step, steps))
+    median = {name: float(np.median(t)) for name, t in times.items()}
+    ratios = np.array(times["with"]) / np.array(times["without"]) - 1
+    overhead = np.percentile(100 * ratios, [50, 25, 75])
+    return {"net": net, "shape": tuple(x.shape[1:]), "flops": conv_flops(base, x), "overhead": overhead, **median}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--repeats", type=int, default=15, help="timed blocks per loop")
+    parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["c8", "c32"])
     parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
-    data = load_dataset("synthetic", synthetic_size=(1024, 128))
-    torch.manual_seed(0)
-    model = build_model("convnet_si", width=args.width, in_channels=3, n_classes=10)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        data = dataclasses.replace(data, train_x=data.train_x.contiguous(memory_format=torch.channels_last))
-    trainer = Trainer(model, data, TrainConfig(lr=0.1, wd=1e-3, steps=10**9), tempfile.mkdtemp())
-    batch = torch.arange(128)
-    x, y = data.train_x[batch], data.train_y[batch]
-
-    def plain():
-        trainer.optimizer.zero_grad(set_to_none=False)
-        F.cross_entropy(model(x), y).backward()
-        trainer.optimizer.step()
-
-    with_metrics = time_steps(lambda: trainer._train_step(batch), args.steps)
-    without = time_steps(plain, args.steps)
-    floor = conv_flops(model, x) / (matmul_gflops() * 1e9)
-    print(
-        f"ConvNetSI c={args.width}, batch 128, 3x32x32, channels_last={args.channels_last}, "
-        f"{torch.get_num_threads()} threads; step FLOPs {conv_flops(model, x) / 1e9:.1f} G"
-    )
-    print(
-        f"step with online metrics {with_metrics:.3f} s, without {without:.3f} s "
-        f"(overhead {100 * (with_metrics / without - 1):+.1f} %); FLOP floor {floor:.3f} s "
-        f"({with_metrics / floor:.2f}x the floor)"
-    )
+    gflops = matmul_gflops()
+    print(f"{torch.get_num_threads()} threads; matmul {gflops:.0f} GFLOP/s; channels_last={args.channels_last}")
+    for net in args.nets:
+        found = measure(net, args.steps, args.repeats, args.channels_last)
+        floor = found["flops"] / (gflops * 1e9)
+        median, low, high = found["overhead"]
+        print(
+            f"ConvNetSI {net} on {'x'.join(map(str, found['shape']))}, batch 128 ({found['flops'] / 1e9:.2f} GFLOP): "
+            f"step with the monitor {1e3 * found['with']:.2f} ms, without {1e3 * found['without']:.2f} ms "
+            f"(overhead {median:+.1f} %, IQR {low:+.1f} … {high:+.1f} %); "
+            f"FLOP floor {1e3 * floor:.2f} ms ({found['without'] / floor:.2f}x the floor)"
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from empirical.data import load_dataset
+from empirical.monitor import summarize_records
 from empirical.nets import build_model
-from empirical.trainer import TrainConfig, Trainer, summarize_records
+from empirical.trainer import TrainConfig, Trainer
 from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.records import read_jsonl, series_arrays
 
@@ -124,7 +125,7 @@ def is_finished(out: Path) -> bool:
 class MeasuredRun:
     """A finished run folder, read back: ``config`` (``config.json``), the per-step ``records`` (``series.jsonl``
     in memory form) with ``steps`` and the :data:`simulate.schema.SERIES` arrays ``series`` made of them, the
-    ``evals`` (``eval.jsonl``) and the ``summary`` (:func:`empirical.trainer.summarize_records`)."""
+    ``evals`` (``eval.jsonl``) and the ``summary`` (:func:`empirical.monitor.summarize_records`)."""
 
     path: Path
     config: dict

@@ -1,9 +1,7 @@
-"""Training of scale-invariant nets with SGD + weight decay, every metric computed online from the step itself.
+"""Training of scale-invariant nets with SGD + weight decay: a thin loop over :class:`empirical.monitor.Monitor`.
 
-Per step the trainer records the batch loss and accuracy, the joint norm ρ of the scale-invariant (SI) weights
-and the norm of each SI tensor, η̃ = η/ρ², ‖∇_SI L_B‖, ‖g̃‖ = ρ‖∇_SI L_B‖ and the angle between the SI weights
-before and after the step. They come from the gradients the step computes anyway (no extra pass over data),
-reduced with ``torch._foreach_*`` kernels and brought to the host in one transfer per step.
+The trainer owns the data order, the evaluation and the checkpoints; every per-step quantity (ρ, η̃, ‖∇L‖, ‖g̃‖,
+the angular update, s̃ on its schedule) is the monitor's, measured from the optimizer's step.
 
 Randomness is stateless: the order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and the
 augmentation of step ``t`` from ``(seed, t)``. A checkpoint therefore needs only the model, the optimizer and the
@@ -12,10 +10,9 @@ records; resuming from it reproduces the uninterrupted run bit for bit on a CPU.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,17 +22,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import theory
-from empirical.curvature import batch_sharpness, effective_sharpness
+from empirical.curvature import batch_sharpness
 from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
+from empirical.monitor import Monitor
 from empirical.scale_invariance import find_si_groups, si_parameters
-from empirical.tracking import CrossingSearch, locate_crossing
-from simulate.analysis import summarize_run, threshold_crossings
-from simulate.destabilization import DEFAULT_SETTINGS
-from simulate.forecast import MIN_HISTORY, run_forecast
-from simulate.records import current_record, series_arrays, write_json, write_jsonl
-
-SHARPNESS_TOL = 1e-3
-"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`)."""
+from simulate.records import current_record, write_json, write_jsonl
 
 
 @dataclass
@@ -81,81 +72,6 @@ class TrainConfig:
             raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
 
 
-def stability_threshold(lr: float, wd: float, momentum: float = 0.0) -> float | None:
-    """The η̃·s̃ above which SGD leaves a minimum (:func:`theory.stability_threshold`): 2(1−ηλ) without momentum;
-    None where the theory gives none (with momentum, ηλ > (1−√β)²: the norm decays in oscillations)."""
-    if not theory.monotone_decay(lr, wd, momentum):
-        return None
-    return float(theory.stability_threshold(lr, wd, momentum))
-
-
-def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTINGS) -> dict:
-    """The summary of a measured run: :func:`simulate.analysis.summarize_run` of its records, with what the trainer
-    knows besides.
-
-    The norm control comes from ``fix_elr`` / ``fix_norm``, the learning rate from ``lr_effective``; the effective
-    sharpness of the minima is the median of those measured (``sharpness_every > 0``). Where η̃·s̃ was measured, the
-    summary adds ``elr_times_sharpness_threshold`` (:func:`stability_threshold`: 2(1−ηλ), or heavy ball's threshold
-    with momentum) and, per destabilisation, where η̃·s̃ stood before it
-    (:func:`simulate.analysis.threshold_crossings`); with momentum and ηλ > (1−√β)², where the theory derives no
-    threshold, neither. With a free norm, λ > 0, a threshold and at least 5 periods it adds ``period_forecast``
-    (:func:`simulate.forecast.run_forecast`): each period predicted from its first quarter, and the next one.
-
-    Parameters
-    ----------
-    config : dict
-        The run's ``config.json`` (``lr``, ``wd``, ``momentum``, ``lr_effective``, ``fix_norm``, ``fix_elr``).
-    records : list of dict
-        Its per-step records in memory form (:func:`simulate.records.read_jsonl` of ``series.jsonl``).
-    settings : DetectorSettings
-        The detector's settings (:mod:`simulate.destabilization`).
-
-    Returns
-    -------
-    dict
-        The :data:`simulate.schema.SUMMARY_FIELDS` of the run but ``run_id``.
-    """
-    steps, series = series_arrays(records)
-    if config.get("fix_elr") is not None:
-        norm_control = "fixed_elr"
-    elif config.get("fix_norm") is not None:
-        norm_control = "fixed_norm"
-    else:
-        norm_control = "free"
-    measured = [r for r in records if "eff_sharpness" in r]
-    lr, wd, momentum = config["lr_effective"], config["wd"], config["momentum"]
-    summary = summarize_run(
-        steps,
-        series,
-        lr=config["lr"],
-        wd=wd,
-        momentum=momentum,
-        lr_effective=lr,
-        norm_control=norm_control,
-        eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
-        settings=settings,
-        error_floor=math.log(np.finfo(config.get("weights_dtype", "float32")).eps),
-    )
-    threshold = stability_threshold(lr, wd, momentum)
-    if measured and threshold is not None:
-        summary["elr_times_sharpness_threshold"] = threshold
-        summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
-            [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
-        )
-    if norm_control == "free" and wd > 0 and threshold is not None and len(summary["events"]) >= MIN_HISTORY + 3:
-        summary["period_forecast"] = run_forecast(
-            steps,
-            series["elr"],
-            summary["events"],
-            [r["step"] for r in measured],
-            [r["eff_sharpness"] for r in measured],
-            lr=lr,
-            wd=wd,
-            momentum=momentum,
-        )
-    return summary
-
-
 def eval_steps(total: int, points: int) -> list[int]:
     """About ``points`` log-spaced steps in ``[0, total]`` (always 0 and ``total``): where to evaluate."""
     if points <= 0:
@@ -166,65 +82,88 @@ def eval_steps(total: int, points: int) -> list[int]:
 class Trainer:
     """Train ``model`` on ``data`` with ``config``; records go to ``out`` (see :meth:`run`).
 
-    The SI parameters are found numerically (:func:`empirical.scale_invariance.find_si_groups`) on the first batch;
-    they form the first parameter group (lr, wd, momentum), every other trainable parameter the second
-    (``noninv_lr``, wd, momentum).
+    The SI parameters are found numerically (:func:`empirical.scale_invariance.find_si_groups`) on the first batch.
+    Without an ``optimizer``, SGD is built with them as the first parameter group (lr, wd, momentum) and every other
+    trainable parameter as the second (``noninv_lr``, wd, momentum); a given optimizer is used as it is (the config's
+    lr, wd and momentum then unused; ``fix_elr``, which sets the lr, refused). ``loss_fn(outputs, targets)`` is the
+    mean loss trained on.
     """
 
-    def __init__(self, model: torch.nn.Module, data: Dataset, config: TrainConfig, out: Path):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        data: Dataset,
+        config: TrainConfig,
+        out: Path,
+        *,
+        loss_fn: Callable = F.cross_entropy,
+        optimizer: torch.optim.Optimizer | None = None,
+    ):
         if config.batch_size > data.n_train:
             raise ValueError(f"batch_size {config.batch_size} is larger than the {data.n_train} training samples")
-        self.model, self.data, self.config, self.out = model, data, config, Path(out)
-        probe = data.train_x[: min(config.batch_size, data.n_train)]
-        self.si_groups = find_si_groups(model, probe, data.train_y[: probe.shape[0]])
+        if optimizer is not None and config.fix_elr is not None:
+            raise ValueError("fix_elr sets the learning rate: it needs the trainer's own optimizer")
+        self.model, self.data, self.config, self.out, self.loss_fn = model, data, config, Path(out), loss_fn
+        size = min(config.batch_size, data.n_train)
+        probe = (data.train_x[:size], data.train_y[:size])
+        self.si_groups = find_si_groups(model, *probe, loss_fn=loss_fn)
         self.si_params = si_parameters(model, self.si_groups)
         if not self.si_params:
             raise ValueError("the model has no scale-invariant parameters (no weight feeds a BatchNorm)")
-        si_ids = {id(p) for p in self.si_params}
-        others = [p for p in model.parameters() if p.requires_grad and id(p) not in si_ids]
-        self.si_norm0 = float(self._norms()[0])
+        self.si_norm0 = float(self._si_norm())
         target = config.fix_norm if config.fix_norm else self.si_norm0
         self.fixed_norm = target if (config.fix_norm is not None or config.fix_elr is not None) else None
-        lr = config.fix_elr * self.fixed_norm**2 if config.fix_elr is not None else config.lr
-        default_noninv = lr if getattr(model, "trains_all_parameters", False) else 0.0
-        noninv_lr = default_noninv if config.noninv_lr is None else config.noninv_lr
-        groups = [{"params": self.si_params, "lr": lr}]
-        if others:
-            groups.append({"params": others, "lr": noninv_lr})
-        self.lr = lr
-        self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=config.momentum, weight_decay=config.wd)
-        self.step = 0
-        self.series: list[dict] = []
-        self.evals: list[dict] = []
-        self.diverged_at: int | None = None
-        every = config.sharpness_every
-        threshold = stability_threshold(lr, config.wd, config.momentum)
-        # without a threshold (momentum outside the theory's domain) s̃ is measured every K steps only
-        self._search = CrossingSearch(math.inf if threshold is None else threshold, every) if every else None
-        # The last K steps' weights and batches, for measurements at past steps; a shadow model holds them.
-        self._history: deque[tuple[int, torch.Tensor, list[torch.Tensor]]] = deque(maxlen=every + 1)
-        self._shadow, self._shadow_si = None, []
-        if every:
-            self._shadow = copy.deepcopy(model).train()
-            # deepcopy keeps the parameter order: the shadow's SI weights sit where the model's do
-            positions = {id(p): i for i, p in enumerate(model.parameters())}
-            shadow = list(self._shadow.parameters())
-            self._shadow_si = [shadow[positions[id(p)]] for p in self.si_params]
-        self._eigenvectors: dict[int, np.ndarray] = {}
+        self.lr = config.fix_elr * self.fixed_norm**2 if config.fix_elr is not None else config.lr
+        if optimizer is None:
+            si_ids = {id(p) for p in self.si_params}
+            others = [p for p in model.parameters() if p.requires_grad and id(p) not in si_ids]
+            default_noninv = self.lr if getattr(model, "trains_all_parameters", False) else 0.0
+            noninv_lr = default_noninv if config.noninv_lr is None else config.noninv_lr
+            groups = [{"params": self.si_params, "lr": self.lr}]
+            if others:
+                groups.append({"params": others, "lr": noninv_lr})
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=config.momentum, weight_decay=config.wd)
+        self.optimizer = optimizer
         if self.fixed_norm is not None:
             self._project()
+            # registered before the monitor's hooks: the monitor sees the projected weights
+            optimizer.register_step_post_hook(lambda *_: self._project())
+        self.monitor = Monitor(
+            model,
+            optimizer,
+            probe,
+            loss_fn,
+            out=self.out,
+            sharpness_every=config.sharpness_every,
+            si_groups=self.si_groups,
+            run_config=self._run_config(),
+        )
+        self.step = 0
+        self.evals: list[dict] = []
+        self.diverged_at: int | None = None
 
-    # --- metrics ------------------------------------------------------------------------------------------
+    def _run_config(self) -> dict:
+        """The trainer's part of ``config.json``: the config, the learning rate applied to the SI weights, ρ₀ and
+        the fixed norm (None for a free one)."""
+        return {
+            **asdict(self.config),
+            "lr_effective": self.lr,
+            "si_norm0": self.si_norm0,
+            "fixed_norm": self.fixed_norm,
+        }
+
+    @property
+    def series(self) -> list[dict]:
+        """The per-step records so far (:meth:`empirical.monitor.Monitor.records`)."""
+        return self.monitor.records()
 
     @torch.no_grad()
-    def _norms(self) -> torch.Tensor:
-        """Joint norm of the SI weights followed by the norm of each SI tensor (one tensor, on the device)."""
-        per_tensor = torch.stack(torch._foreach_norm(self.si_params))
-        return torch.cat([per_tensor.norm().reshape(1), per_tensor])
+    def _si_norm(self) -> torch.Tensor:
+        return torch.stack(torch._foreach_norm(self.si_params)).norm()
 
+    @torch.no_grad()
     def _project(self) -> None:
-        with torch.no_grad():
-            torch._foreach_mul_(self.si_params, self.fixed_norm / self._norms()[0])
+        torch._foreach_mul_(self.si_params, self.fixed_norm / self._si_norm())
 
     def _batch(self, indices: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The inputs and targets of ``step``'s batch (augmented as at that step)."""
@@ -235,87 +174,23 @@ class Trainer:
             x = augment(x, generator, padding, flip=flip)
         return x, y
 
-    def _loss_and_grads(self, indices: torch.Tensor):
-        """Mean loss, correct count and gradients; full batch: a fixed partition into ghost batches."""
-        self.optimizer.zero_grad(set_to_none=False)
-        total = indices.numel()
-        parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
-        loss_sum, correct = 0.0, 0
-        for part in parts:
-            x, y = self._batch(part, self.step)
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y, reduction="sum") / total
-            loss.backward()
-            loss_sum = loss_sum + loss.detach()
-            correct = correct + (logits.argmax(1) == y).sum()
-        return loss_sum, correct / total
-
-    @property
-    def stability_threshold(self) -> float | None:
-        """The η̃·s̃ above which SGD leaves a minimum (:func:`stability_threshold`)."""
-        return stability_threshold(self.lr, self.config.wd, self.config.momentum)
-
     def _step_batches(self, indices: torch.Tensor, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The loss of ``step`` as (ghost) batches: the step's batch, or the full batch's fixed partition."""
         parts = indices.split(self.config.batch_size) if self.config.full_batch else (indices,)
         return [self._batch(p, step) for p in parts]
 
-    def _sharpness(self, step: int, indices: torch.Tensor, weights: list[torch.Tensor] | None = None) -> dict:
-        """λ_max of ``step``'s loss on the SI weights (Lanczos to :data:`SHARPNESS_TOL`) and s̃ = ρ²·λ_max, at the
-        model's weights or at ``weights`` (all parameters of a past step, loaded into the shadow model).
-
-        Lanczos starts from the top eigenvector measured nearest in time within the last K steps (a warm start,
-        a few HVPs), cold otherwise."""
-        model, si_params = self.model, self.si_params
-        if weights is not None:
-            model, si_params = self._shadow, self._shadow_si
-            with torch.no_grad():
-                torch._foreach_copy_(list(model.parameters()), weights)
-        near = [t for t in self._eigenvectors if abs(t - step) < self.config.sharpness_every]
-        warm = self._eigenvectors[min(near, key=lambda t: abs(t - step))] if near else None
-        found = effective_sharpness(
-            model, self._step_batches(indices, step), si_params=si_params, tol=SHARPNESS_TOL, v0=warm
-        )
-        self._eigenvectors[step] = found["eigenvector"]
-        for t in [t for t in self._eigenvectors if t < step - self.config.sharpness_every]:
-            del self._eigenvectors[t]
-        return {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
-
-    def _measure(self, indices: torch.Tensor) -> dict:
-        """The curvature measurements due at this step (before its update); keeps its weights for later ones.
-
-        When ρ rose on the step before and :meth:`empirical.tracking.CrossingSearch.look_back` asks for it, that
-        step is measured from the ring buffer first, and a crossing it brackets is located."""
-        found = {}
-        if self._search is not None:
-            rho = float(self._norms()[0])
-            if self.series and self._search.look_back(self.step, rho > self.series[-1]["si_norm"]):
-                self._measure_past(self.step - 1, looked_back=True)
-            self._history.append((self.step, indices, [p.detach().clone() for p in self.model.parameters()]))
-            if self._search.due(self.step, theory.effective_lr(self.lr, rho)):
-                found |= self._sharpness(self.step, indices)
-        every = self.config.batch_sharpness_every
-        if every and self.step % every == 0:
-            found |= self._batch_sharpness(self.step)
-        return found
-
-    def _measure_past(self, step: int, looked_back: bool = False) -> float | None:
-        """η̃·s̃ at a past ``step``: measured before, or now from the ring buffer into its record; None if the step
-        is no longer kept. With ``looked_back``, the measurement goes to the schedule, and a crossing it brackets
-        is located."""
-        record = self.series[step]
-        if "elr_times_sharpness" in record and not looked_back:
-            return record["elr_times_sharpness"]
-        kept = {t: (indices, weights) for t, indices, weights in self._history}
-        if step not in kept:
-            return None
-        record.update(self._sharpness(step, *kept[step]))
-        record["elr_times_sharpness"] = record["elr"] * record["eff_sharpness"]
-        if looked_back:
-            bracket = self._search.update(step, record["elr"], record["eff_sharpness"], looked_back=True)
-            if bracket:
-                locate_crossing(*bracket, self._measure_past, self.stability_threshold)
-        return record["elr_times_sharpness"]
+    def _loss_and_grads(self, batches: list[tuple[torch.Tensor, torch.Tensor]]):
+        """Mean loss, accuracy and gradients over the (ghost) ``batches``."""
+        self.optimizer.zero_grad(set_to_none=False)
+        total = sum(y.shape[0] for _, y in batches)
+        loss_sum, correct = 0.0, 0
+        for x, y in batches:
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y) * (y.shape[0] / total)
+            loss.backward()
+            loss_sum = loss_sum + loss.detach()
+            correct = correct + (logits.argmax(1) == y).sum()
+        return loss_sum, correct / total
 
     def _batch_sharpness(self, step: int) -> dict:
         """:func:`empirical.curvature.batch_sharpness` on minibatches drawn at random for ``step`` (a generator of
@@ -333,37 +208,18 @@ class Trainer:
         keys = ("batch_sharpness", "eff_batch_sharpness", "eff_batch_sharpness_ci_low", "eff_batch_sharpness_ci_high")
         return {key: found[key] for key in keys}
 
-    def _train_step(self, indices: torch.Tensor) -> dict:
-        loss, acc = self._loss_and_grads(indices)
-        with torch.no_grad():
-            grads = [p.grad for p in self.si_params]
-            before = [p.detach().clone() for p in self.si_params]
-            norms = self._norms()
-            grad_norm = torch.stack(torch._foreach_norm(grads)).norm()
-            self.optimizer.step()
-            if self.fixed_norm is not None:
-                self._project()
-            after = [p.detach() for p in self.si_params]
-            along = torch.stack([t.sum() for t in torch._foreach_mul(before, after)]).sum() / norms[0] ** 2
-            # The orthogonal part w⁺ − (⟨w,w⁺⟩/ρ²)w is formed explicitly: accurate for tiny angles.
-            orthogonal = torch.stack(torch._foreach_norm(torch._foreach_sub(after, torch._foreach_mul(before, along))))
-            angle = torch.atan2(orthogonal.norm(), along * norms[0])
-            values = torch.cat([torch.stack([loss, acc.to(loss.dtype), grad_norm, angle]), norms]).tolist()
-        loss, acc, grad_norm, angle, rho, *per_tensor = values
-        record = {"step": self.step, "loss": loss, "acc": acc, "si_norm": rho, "grad_norm": grad_norm}
-        if math.isfinite(rho) and rho > 0 and math.isfinite(grad_norm):
-            record["elr"] = float(theory.effective_lr(self.lr, rho))
-            record["eff_grad_norm"] = float(theory.effective_grad_norm(grad_norm, rho))
-        else:
-            record["elr"] = record["eff_grad_norm"] = float("nan")
-        record["angular_update"] = angle
-        record["si_norm_per_tensor"] = per_tensor
-        return record
+    def _train_step(self, indices: torch.Tensor) -> None:
+        every = self.config.batch_sharpness_every
+        measured = self._batch_sharpness(self.step) if every and self.step % every == 0 else {}
+        batches = self._step_batches(indices, self.step)
+        loss, acc = self._loss_and_grads(batches)
+        self.optimizer.step()
+        self.monitor.log(batch=batches, loss=loss, acc=acc, **measured)
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _evaluate(self) -> dict:
+    def evaluate(self) -> dict:
         """Train loss/accuracy in train-mode BN on fixed batches, test loss/accuracy in eval mode.
 
         Train mode updates BatchNorm's running statistics; they are saved and restored, so evaluation leaves
@@ -379,7 +235,7 @@ class Trainer:
             loss, correct = 0.0, 0
             for part in torch.arange(y_all.numel(), device=y_all.device).split(self.config.batch_size):
                 logits = self.model(x_all[part])
-                loss += float(F.cross_entropy(logits, y_all[part], reduction="sum"))
+                loss += float(self.loss_fn(logits, y_all[part])) * part.numel()
                 correct += int((logits.argmax(1) == y_all[part]).sum())
             record[f"{split}_loss"], record[f"{split}_acc"] = loss / y_all.numel(), correct / y_all.numel()
         self.model.train(True)
@@ -402,9 +258,7 @@ class Trainer:
         tmp = self.out / "checkpoint.pt.tmp"
         torch.save(state, tmp)
         os.replace(tmp, self.out / "checkpoint.pt")
-        self._write_records()
-
-    def _write_records(self) -> None:
+        write_json(self.out / "config.json", self.monitor.config())
         write_jsonl(self.out / "series.jsonl", self.series)
         write_jsonl(self.out / "eval.jsonl", self.evals)
 
@@ -418,11 +272,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.evals = state["step"], state["evals"]
-        self.series = [current_record(r) for r in state["series"]]
         self.si_norm0, self.fixed_norm = state["si_norm0"], state["fixed_norm"]  # the run's, not this fresh model's
-        measured = [r for r in self.series if "eff_sharpness" in r]
-        if measured and self._search is not None:  # the schedule goes on from the last measurement, cold
-            self._search.update(measured[-1]["step"], measured[-1]["elr"], measured[-1]["eff_sharpness"])
+        self.monitor.run_config |= self._run_config()
+        self.monitor.resume([current_record(r) for r in state["series"]])
         return True
 
     def _order(self, epoch: int) -> list[torch.Tensor]:
@@ -433,10 +285,12 @@ class Trainer:
             self.data.n_train, self.config.batch_size, seed=self.config.seed, epoch=epoch, device=device
         )
 
-    def run(self, progress: bool = True) -> dict:
-        """Train to ``config.steps``; write config, series, evals, checkpoints and the summary; return the summary."""
+    def run(self, progress: bool = True, after_step: Callable[[int], None] | None = None) -> dict:
+        """Train to ``config.steps``; write config, series, evals, checkpoints and the summary; return the summary.
+
+        ``after_step(t)``, if given, is called after the update of each step ``t`` (the model then holds the weights
+        of step t + 1)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / "config.json", self._config_record())
         evaluate_at = set(eval_steps(self.config.steps, self.config.eval_points))
         per_epoch = 1 if self.config.full_batch else math.ceil(self.data.n_train / self.config.batch_size)
         self.model.train(True)
@@ -445,23 +299,14 @@ class Trainer:
             epoch, offset = divmod(self.step, per_epoch)
             for indices in self._order(epoch)[offset:]:
                 if self.step in evaluate_at:
-                    self.evals.append(self._evaluate())
-                curvature = self._measure(indices)
-                record = self._train_step(indices)
-                if "eff_sharpness" in curvature:  # the record's η̃ is the one before the step, where s̃ was measured
-                    curvature["elr_times_sharpness"] = record["elr"] * curvature["eff_sharpness"]
-                if "eff_batch_sharpness" in curvature:
-                    curvature["elr_times_batch_sharpness"] = record["elr"] * curvature["eff_batch_sharpness"]
-                record.update(curvature)
-                self.series.append(record)
-                if "eff_sharpness" in curvature and math.isfinite(record["elr"]):
-                    bracket = self._search.update(self.step, record["elr"], curvature["eff_sharpness"])
-                    if bracket:
-                        locate_crossing(*bracket, self._measure_past, self.stability_threshold)
+                    self.evals.append(self.evaluate())
+                self._train_step(indices)
+                if after_step is not None:
+                    after_step(self.step)
                 self.step += 1
                 bar.update(1)
-                if not (math.isfinite(record["loss"]) and math.isfinite(record["si_norm"])):
-                    self.diverged_at = record["step"]
+                self.diverged_at = self.monitor.diverged_at
+                if self.diverged_at is not None:
                     break
                 if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                     self._checkpoint()
@@ -469,25 +314,12 @@ class Trainer:
                     break
         bar.close()
         if self.diverged_at is None and self.step in evaluate_at:
-            self.evals.append(self._evaluate())
-        self._write_records()
-        summary = self.summary()
-        write_json(self.out / "summary.json", summary)
-        return summary
-
-    def _config_record(self) -> dict:
-        """What ``config.json`` holds: the config, the learning rate applied to the SI weights, ρ₀, the fixed norm
-        (None for a free one), the SI groups and the weights' dtype (whose rounding floors the prediction's
-        escape delay)."""
-        return {
-            **asdict(self.config),
-            "lr_effective": self.lr,
-            "si_norm0": self.si_norm0,
-            "fixed_norm": self.fixed_norm,
-            "si_groups": self.si_groups,
-            "weights_dtype": str(self.si_params[0].dtype).removeprefix("torch."),
-        }
+            self.evals.append(self.evaluate())
+        if self.diverged_at is not None:  # found when the values reached the host, maybe some steps later
+            self.evals = [e for e in self.evals if e["step"] <= self.diverged_at]
+        write_jsonl(self.out / "eval.jsonl", self.evals)
+        return self.monitor.close()
 
     def summary(self) -> dict:
-        """The run's summary (:func:`summarize_records` of its config and the records so far)."""
-        return summarize_records(self._config_record(), self.series)
+        """The run's summary (:meth:`empirical.monitor.Monitor.summary` of the records so far)."""
+        return self.monitor.summary()

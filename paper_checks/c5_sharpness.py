@@ -34,7 +34,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from empirical.trainer import stability_threshold
+from empirical.monitor import stability_threshold
 from paper_checks.common import CheckContext, Verdict
 from simulate.analysis import threshold_crossings
 

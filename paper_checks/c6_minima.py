@@ -4,8 +4,8 @@ One SGD run (shared with other checks through :meth:`CheckContext.train`) gives 
 period k is the step of its event ``e_k`` (the last step before ρ jumps; the weights with which step ``e_k``'s loss
 was computed), its *middle* the step ``(e_{k-1} + e_k) // 2``. The trainer keeps no weights of past steps, so the run
 is repeated with the same spec truncated at the last step needed (``steps`` changes only the evaluation schedule,
-and evaluation restores BatchNorm's running statistics, so training is unchanged), and an optimizer step hook copies
-the model's state at the chosen steps. Training on a CPU is deterministic; the check does not take that on faith:
+and evaluation restores BatchNorm's running statistics, so training is unchanged), and the trainer's ``after_step``
+copies the model's state at the chosen steps. Training on a CPU is deterministic; the check does not take that on faith:
 the ρ of every copied state must equal the ρ the first run recorded at that step (``reproduce_rtol``).
 
 Measured:
@@ -82,7 +82,7 @@ def cosine_matrix(vectors: list[torch.Tensor]) -> np.ndarray:
 
 def evaluate_state(trainer, state: dict) -> tuple[torch.Tensor, dict]:
     """Load ``state`` into ``trainer.model`` and evaluate it with the trainer's own evaluation
-    (:meth:`~empirical.trainer.Trainer._evaluate`: BatchNorm running statistics refreshed by a train-mode pass over
+    (:meth:`~empirical.trainer.Trainer.evaluate`: BatchNorm running statistics refreshed by a train-mode pass over
     the training set, then the test set in eval mode). Returns the test softmax outputs, shape (n_test, classes),
     captured by a forward hook during the eval-mode pass, and the evaluation record (``test_acc``, ...)."""
     trainer.model.load_state_dict(state)
@@ -94,7 +94,7 @@ def evaluate_state(trainer, state: dict) -> tuple[torch.Tensor, dict]:
 
     handle = trainer.model.register_forward_hook(keep_eval_outputs)
     try:
-        record = trainer._evaluate()
+        record = trainer.evaluate()
     finally:
         handle.remove()
     return F.softmax(torch.cat(outputs), dim=1), record
@@ -107,12 +107,11 @@ def _states_at(ctx: CheckContext, spec, steps: list[int]) -> tuple[dict[int, dic
     trainer = build_trainer(short, ctx.out / "c6" / run_id(short))
     wanted, states = set(steps), {}
 
-    def copy_state(optimizer, args, kwargs):
-        if trainer.step + 1 in wanted:  # after the update of step t: the weights of step t + 1
-            states[trainer.step + 1] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    def copy_state(step: int) -> None:
+        if step + 1 in wanted:  # after the update of step t: the weights of step t + 1
+            states[step + 1] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
-    trainer.optimizer.register_step_post_hook(copy_state)
-    trainer.run(progress=ctx.progress)
+    trainer.run(progress=ctx.progress, after_step=copy_state)
     return states, trainer
 
 

@@ -8,7 +8,7 @@ divided by c) must drift apart.
 
 ``RunSpec`` has no field for rescaling the initial SI weights (no other claim needs one), so the nets are built
 with :func:`empirical.runs.build_trainer` and their SI parameters (``trainer.si_params``) are multiplied by √c in
-place before training. The directions are recorded by an optimizer step hook, so training is the trainer's own.
+place before training. The directions are recorded by the trainer's ``after_step``, so training is the trainer's own.
 
 BatchNorm's ``eps`` makes the loss only approximately scale-invariant (``x/√(var + eps)`` is not 0-homogeneous),
 which breaks the law at the level of ``eps/var`` per step; the check sets every BatchNorm's ``eps`` to the smallest
@@ -80,15 +80,14 @@ def _directions(ctx: CheckContext, spec, si_scale: float, settings: dict, name: 
         torch._foreach_mul_(trainer.si_params, si_scale)
     steps, directions = [], []
 
-    def record(optimizer, args, kwargs):
-        # the hook runs after the update of step ``trainer.step``: the weights are those after it
-        if (trainer.step + 1) % settings["compare_every"] == 0:
+    def record(step: int) -> None:
+        # called after the update of ``step``: the weights are those after it
+        if (step + 1) % settings["compare_every"] == 0:
             w = torch.cat([p.detach().reshape(-1) for p in trainer.si_params]).to(torch.float64)
-            steps.append(trainer.step + 1)
+            steps.append(step + 1)
             directions.append((w / w.norm()).cpu().numpy())
 
-    trainer.optimizer.register_step_post_hook(record)
-    trainer.run(progress=ctx.progress)
+    trainer.run(progress=ctx.progress, after_step=record)
     return np.array(steps), np.array(directions)
 
 

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from empirical.monitor import summarize_records
 from empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run
-from empirical.trainer import summarize_records
 from simulate.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, DetectorSettings
 
 SCALES = ("tiny", "small", "paper")

@@ -1,0 +1,573 @@
+"""Every per-step quantity of scale-invariant training, measured inside any training loop.
+
+:class:`Monitor` attaches to the user's optimizer through its step hooks and measures, at every optimizer step:
+the joint norm ρ of the scale-invariant (SI) weights and the norm of each SI tensor, ‖∇_SI L‖ of the gradient the
+step applies, the angle between the SI weights before and after the step (after whatever else the step's
+post-hooks do, such as a projection registered before the monitor), and η, λ, β as the optimizer's
+``param_groups`` hold them at that step (a scheduler's η, not a stale copy). From those it derives η̃ = η/ρ² and
+‖g̃‖ = ρ‖∇L‖ where the theory covers the optimizer (SGD, with or without heavy-ball momentum, coupled weight
+decay); for any other optimizer it records what is well defined and names what it does not compute
+(:attr:`Monitor.not_computed`). On a schedule it measures the effective sharpness s̃ = ρ²λ_max densely where η̃·s̃
+is predicted to cross the stability threshold (:mod:`empirical.tracking`), from the weights of the last K steps
+kept in a shadow model, so the training is untouched. :meth:`Monitor.close` writes the records and returns the
+run's summary: destabilisations, periods, regime and the forecast of the next period.
+
+The hooks see the gradient the optimizer applies: clipped if the loop clipped it, accumulated over micro-batches
+if it accumulated, unscaled by a ``GradScaler`` (which unscales before it steps). A step the scaler skips calls no
+hook and leaves no record; :meth:`Monitor.log` counts the calls that came with no step. An optimizer called with a
+closure (L-BFGS style, or PyTorch Lightning's automatic optimization) has its closure wrapped, so the gradient is
+read once the closure has made it.
+
+Values stay on the device and are brought to the host every ``sync_every`` steps in one transfer (every step while
+the sharpness schedule needs η̃ to decide); a run that diverges is recorded up to its first non-finite step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import theory
+from empirical.curvature import effective_sharpness
+from empirical.scale_invariance import find_si_groups, si_parameters
+from empirical.tracking import CrossingSearch, locate_crossing
+from simulate.analysis import summarize_run, threshold_crossings
+from simulate.destabilization import DEFAULT_SETTINGS
+from simulate.forecast import MIN_HISTORY, run_forecast
+from simulate.records import series_arrays, write_json, write_jsonl
+
+SHARPNESS_TOL = 1e-3
+"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`)."""
+
+SYNC_EVERY = 64
+"""Steps between transfers of the buffered values to the host, by default."""
+
+THEORY_QUANTITIES = ("elr", "eff_grad_norm", "elr_times_sharpness", "summary")
+"""What an optimizer outside the theory's reach gets no value for."""
+
+_PRODUCTS = {"eff_sharpness": "elr_times_sharpness", "eff_batch_sharpness": "elr_times_batch_sharpness"}
+
+
+def stability_threshold(lr: float, wd: float, momentum: float = 0.0) -> float | None:
+    """The η̃·s̃ above which SGD leaves a minimum (:func:`theory.stability_threshold`): 2(1−ηλ) without momentum;
+    None where the theory gives none (with momentum, ηλ > (1−√β)²: the norm decays in oscillations)."""
+    if not theory.monotone_decay(lr, wd, momentum):
+        return None
+    return float(theory.stability_threshold(lr, wd, momentum))
+
+
+def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTINGS) -> dict:
+    """The summary of a measured run: :func:`simulate.analysis.summarize_run` of its records, with what the monitor
+    knows besides.
+
+    The norm control comes from ``fix_elr`` / ``fix_norm``, the learning rate from ``lr_effective``; the effective
+    sharpness of the minima is the median of those measured. Where η̃·s̃ was measured, the summary adds
+    ``elr_times_sharpness_threshold`` (:func:`stability_threshold`: 2(1−ηλ), or heavy ball's threshold with
+    momentum) and, per destabilisation, where η̃·s̃ stood before it (:func:`simulate.analysis.threshold_crossings`);
+    with momentum and ηλ > (1−√β)², where the theory derives no threshold, neither. With a free norm, λ > 0, a
+    threshold and at least 5 periods it adds ``period_forecast`` (:func:`simulate.forecast.run_forecast`): each
+    period predicted from its first quarter, and the next one.
+
+    Parameters
+    ----------
+    config : dict
+        The run's ``config.json`` (``lr``, ``wd``, ``momentum``, ``lr_effective``, ``fix_norm``, ``fix_elr``).
+    records : list of dict
+        Its per-step records in memory form (:func:`simulate.records.read_jsonl` of ``series.jsonl``).
+    settings : DetectorSettings
+        The detector's settings (:mod:`simulate.destabilization`).
+
+    Returns
+    -------
+    dict
+        The :data:`simulate.schema.SUMMARY_FIELDS` of the run but ``run_id``.
+    """
+    steps, series = series_arrays(records)
+    if config.get("fix_elr") is not None:
+        norm_control = "fixed_elr"
+    elif config.get("fix_norm") is not None:
+        norm_control = "fixed_norm"
+    else:
+        norm_control = "free"
+    measured = [r for r in records if "eff_sharpness" in r]
+    lr, wd, momentum = config["lr_effective"], config["wd"], config["momentum"]
+    summary = summarize_run(
+        steps,
+        series,
+        lr=config["lr"],
+        wd=wd,
+        momentum=momentum,
+        lr_effective=lr,
+        norm_control=norm_control,
+        eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
+        settings=settings,
+        error_floor=math.log(np.finfo(config.get("weights_dtype", "float32")).eps),
+    )
+    threshold = stability_threshold(lr, wd, momentum)
+    if measured and threshold is not None:
+        summary["elr_times_sharpness_threshold"] = threshold
+        summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
+            [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
+        )
+    if norm_control == "free" and wd > 0 and threshold is not None and len(summary["events"]) >= MIN_HISTORY + 3:
+        summary["period_forecast"] = run_forecast(
+            steps,
+            series["elr"],
+            summary["events"],
+            [r["step"] for r in measured],
+            [r["eff_sharpness"] for r in measured],
+            lr=lr,
+            wd=wd,
+            momentum=momentum,
+        )
+    return summary
+
+
+def theory_covers(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why the theory's per-step quantities do not apply to ``optimizer``; None when they do: plain SGD with
+    coupled weight decay, without momentum or with heavy-ball momentum (no dampening, not Nesterov)."""
+    if type(optimizer) is not torch.optim.SGD:
+        return f"{type(optimizer).__name__} is not SGD"
+    for group in optimizer.param_groups:
+        if group.get("nesterov"):
+            return "Nesterov momentum"
+        if group.get("maximize"):
+            return "maximize=True"
+        if group.get("momentum", 0.0) and group.get("dampening", 0.0):
+            return "momentum with dampening"
+    return None
+
+
+def _summed(loss_fn: Callable) -> Callable:
+    """``loss_fn(outputs, targets)`` (a mean) as the sum :class:`empirical.curvature.HessianOperator` expects."""
+
+    def summed(outputs, targets, reduction="sum"):
+        return loss_fn(outputs, targets) * targets.shape[0]
+
+    return summed
+
+
+def _distributed_rank() -> int:
+    return (
+        torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    )
+
+
+class Monitor:
+    """Measure every step of ``optimizer`` on ``model`` (see the module docstring).
+
+    Parameters
+    ----------
+    model : nn.Module
+        In train mode; a ``DistributedDataParallel`` wrapper is unwrapped.
+    optimizer : torch.optim.Optimizer
+        Whose param groups hold every SI parameter, all of them with one η, λ, β at every step.
+    probe : (inputs, targets)
+        A batch (size ≥ 2) on which the SI groups are found (:func:`empirical.scale_invariance.find_si_groups`) and
+        on which s̃ is measured at steps whose batch :meth:`log` was not given.
+    loss_fn : callable
+        ``loss_fn(outputs, targets)``, the mean loss the loop trains on; used for the SI search and for s̃.
+    out : path, optional
+        Where :meth:`close` writes ``config.json``, ``series.jsonl`` and ``summary.json`` (only rank 0 under DDP).
+        Nothing is written before :meth:`close`.
+    sharpness_every : int
+        K > 0 measures s̃ at least every K steps, densely where η̃·s̃ is predicted to cross the stability threshold
+        and at the step before ρ rises; the upward crossing before each destabilisation is located to one step.
+    sync_every : int, optional
+        Steps between transfers of the values to the host (default :data:`SYNC_EVERY`; 1 while s̃ is scheduled).
+    settings : DetectorSettings
+        The detector's settings for the summary.
+    run_config : dict, optional
+        Written into ``config.json`` over the monitor's own entries (a trainer's configuration, ``fix_norm``, ...).
+    si_groups : list of list of str, optional
+        The SI groups when the caller found them already; the probe then only serves s̃.
+    on_records : callable, optional
+        Called with each list of records as they reach the host (a logger's hook).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        probe: tuple[torch.Tensor, torch.Tensor],
+        loss_fn: Callable = F.cross_entropy,
+        *,
+        out: str | Path | None = None,
+        sharpness_every: int = 0,
+        sync_every: int | None = None,
+        settings=DEFAULT_SETTINGS,
+        run_config: dict | None = None,
+        si_groups: list[list[str]] | None = None,
+        on_records: Callable[[list[dict]], None] | None = None,
+    ):
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        if not model.training:
+            raise ValueError(
+                "the model is in eval mode: BatchNorm makes the weights scale-invariant in train mode; "
+                "call model.train() before creating the Monitor"
+            )
+        if int(sharpness_every) != sharpness_every or sharpness_every < 0:
+            raise ValueError(f"sharpness_every must be an integer >= 0, got {sharpness_every!r}")
+        if sync_every is not None and (int(sync_every) != sync_every or sync_every < 1):
+            raise ValueError(f"sync_every must be an integer >= 1, got {sync_every!r}")
+        inputs, targets = self._probe(probe)
+        if si_groups is None:
+            try:
+                si_groups = find_si_groups(model, inputs, targets, loss_fn=loss_fn)
+            except (RuntimeError, TypeError, IndexError) as error:
+                raise ValueError(f"the probe does not fit the model or the loss: {error}") from None
+        self.si_groups = si_groups
+        self.si_params = si_parameters(model, si_groups)
+        if not self.si_params:
+            raise ValueError("the model has no scale-invariant parameters (no weight feeds a BatchNorm)")
+        self._groups = self._si_param_groups(model, optimizer)
+        self.model, self.optimizer, self.loss_fn, self.probe = model, optimizer, loss_fn, (inputs, targets)
+        self._hyperparameters()  # one η, λ, β for the SI weights, or a clear error now rather than at the first step
+        self.out = None if out is None else Path(out)
+        self.settings, self.run_config, self.on_records = settings, dict(run_config or {}), on_records
+        self.sharpness_every = int(sharpness_every)
+        self.sync_every = 1 if self.sharpness_every else (sync_every or SYNC_EVERY)
+        reason = theory_covers(optimizer)
+        self.not_computed = {name: reason for name in THEORY_QUANTITIES} if reason else {}
+        if reason:
+            warnings.warn(
+                f"bnwd Monitor: {reason}; the theory covers SGD with coupled weight decay (heavy-ball momentum "
+                f"allowed): recording ρ, ‖∇L‖ and the angular update, not {', '.join(THEORY_QUANTITIES)}",
+                stacklevel=2,
+            )
+        self.si_norm0 = math.hypot(*torch.stack(torch._foreach_norm(self.si_params)).tolist())
+        self.step = 0
+        self.skipped_steps = 0
+        self.diverged_at: int | None = None  # the first step on the host whose loss or ρ is not finite
+        self.closed = False
+        self._records: list[dict] = []
+        self._pending: list[tuple[dict, torch.Tensor, int, dict]] = []  # record, device values, #grads, log()
+        self._before: tuple | None = None  # what the pre-hook saw, until the post-hook
+        self._stepped_since_log = False
+        self._unsettled: int | None = None  # a step whose sharpness schedule is still to be run
+        self._search = self._shadow = None
+        self._history: deque = deque(maxlen=self.sharpness_every + 1)
+        self._eigenvectors: dict[int, np.ndarray] = {}
+        if self.sharpness_every:
+            self._search = CrossingSearch(math.inf, self.sharpness_every)
+            self._shadow = copy.deepcopy(model).train()
+            positions = {id(p): i for i, p in enumerate(model.parameters())}
+            shadow = list(self._shadow.parameters())  # deepcopy keeps the order: the SI weights sit where they do
+            self._shadow_si = [shadow[positions[id(p)]] for p in self.si_params]
+        self._handles = [
+            optimizer.register_step_pre_hook(self._pre_hook),
+            optimizer.register_step_post_hook(self._post_hook),
+        ]
+
+    # --- validation ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _probe(probe) -> tuple[torch.Tensor, torch.Tensor]:
+        if not (isinstance(probe, Sequence) and len(probe) == 2 and all(torch.is_tensor(t) for t in probe)):
+            raise ValueError("probe must be a pair (inputs, targets) of tensors")
+        inputs, targets = probe
+        if inputs.ndim == 0 or inputs.shape[0] < 2 or targets.shape[:1] != inputs.shape[:1]:
+            raise ValueError(
+                f"the probe needs at least 2 samples and as many targets as inputs; got inputs of shape "
+                f"{tuple(inputs.shape)} and targets of shape {tuple(targets.shape)}"
+            )
+        return inputs, targets
+
+    def _si_param_groups(self, model, optimizer) -> list[int]:
+        """Indices of the param groups holding SI parameters; ``ValueError`` if one is in none."""
+        where = {id(p): i for i, group in enumerate(optimizer.param_groups) for p in group["params"]}
+        names = {id(p): n for n, p in model.named_parameters()}
+        missing = [names[id(p)] for p in self.si_params if id(p) not in where]
+        if missing:
+            raise ValueError(f"the optimizer's param groups do not hold the scale-invariant parameters {missing}")
+        return sorted({where[id(p)] for p in self.si_params})
+
+    def _hyperparameters(self) -> tuple[float, float, float]:
+        """η, λ, β of the SI parameters now; ``ValueError`` if their param groups disagree."""
+        settings = {
+            (float(g["lr"]), float(g.get("weight_decay", 0.0)), float(g.get("momentum", 0.0)))
+            for g in (self.optimizer.param_groups[i] for i in self._groups)
+        }
+        if len(settings) > 1:
+            raise ValueError(
+                f"the scale-invariant parameters sit in param groups {self._groups} with different (lr, weight_decay,"
+                f" momentum) {sorted(settings)}: ρ, η̃ and the threshold need one η, λ, β for all of them"
+            )
+        return settings.pop()
+
+    # --- the step -----------------------------------------------------------------------------------------
+
+    def _pre_hook(self, optimizer, args, kwargs):
+        self._settle()
+        if len(self._pending) >= self.sync_every:
+            self._flush()
+        # args[0] is the optimizer itself, the closure comes after it or by name
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            self._capture()
+            return None
+
+        def closure_then_capture():
+            loss = closure()
+            self._capture()
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_capture}
+        return (args[0], closure_then_capture, *args[2:]), kwargs
+
+    @torch.no_grad()
+    def _flat_si(self) -> torch.Tensor:
+        """The SI weights as one vector (a copy): two such vectors give the step's angle in a few kernels."""
+        return torch.cat([p.reshape(-1) for p in self.si_params])
+
+    @torch.no_grad()
+    def _capture(self) -> None:
+        """The step's gradient and weights, before the optimizer moves them."""
+        hyper = self._hyperparameters()
+        grads = [p.grad for p in self.si_params if p.grad is not None]
+        if self.sharpness_every:
+            self._history.append([self.step, [p.detach().clone() for p in self.model.parameters()], None])
+        per_tensor = torch._foreach_norm(self.si_params)
+        self._before = (hyper, self._flat_si(), [*torch._foreach_norm(grads), *per_tensor], len(grads))
+
+    @torch.no_grad()
+    def _post_hook(self, optimizer, args, kwargs) -> None:
+        # Few kernels per step (the loop's step is often small): the reductions are done here, the arithmetic on
+        # the host when the values get there.
+        hyper, before, norms, n_grads = self._before
+        after = self._flat_si()
+        dot = before.dot(after)
+        # The orthogonal part w⁺ − (⟨w,w⁺⟩/ρ²)w is formed explicitly: accurate for tiny angles.
+        orthogonal = torch.addcmul(after, before, dot / before.dot(before), value=-1).norm()
+        lr, wd, momentum = hyper
+        record = {"step": self.step, "lr": lr, "wd": wd, "momentum": momentum}
+        self._pending.append((record, torch.stack([dot, orthogonal, *norms]), n_grads, {}))
+        self._before = None
+        self._stepped_since_log = True
+        self._unsettled = self.step if self.sharpness_every else None
+        self.step += 1
+
+    def log(self, batch=None, **values) -> None:
+        """Add ``values`` (``loss=``, ``acc=``, … as tensors or numbers) to the record of the step just taken, and
+        give the monitor that step's ``batch`` ((inputs, targets), or a list of them: ghost batches) for s̃.
+
+        Call it after ``optimizer.step()``, once per step. A call with no step since the previous one (a step that
+        ``GradScaler`` skipped) is counted in :attr:`skipped_steps` and its values dropped."""
+        if self.closed:
+            raise RuntimeError("log() after close()")
+        if not self._stepped_since_log:
+            self.skipped_steps += 1
+            return
+        self._stepped_since_log = False
+        if self._pending:
+            self._pending[-1][3].update(values)
+        elif self._records and self._records[-1]["step"] == self.step - 1:  # on the host already (records())
+            self._records[-1] |= {key: float(value) for key, value in values.items()}
+            self._note_divergence(self._records[-1])
+        if batch is not None and self._history:
+            self._history[-1][2] = [batch] if isinstance(batch, tuple) else list(batch)
+        if len(self._pending) >= self.sync_every:
+            self._flush()
+        self._settle()
+
+    # --- values to the host -------------------------------------------------------------------------------
+
+    def _note_divergence(self, record: dict) -> None:
+        if self.diverged_at is None and not (math.isfinite(record["si_norm"]) and math.isfinite(record.get("loss", 0))):
+            self.diverged_at = record["step"]
+
+    def _flush(self) -> None:
+        """Bring the pending values to the host in one transfer and complete their records; a divergence's first
+        step is the last recorded (NaN from there on tells nothing more)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        tensors = [t for _, values, _, extras in pending for t in (values, *extras.values()) if torch.is_tensor(t)]
+        flat = iter(torch.cat([t.detach().reshape(-1) for t in tensors]).tolist())
+        done = []
+        for record, values, n_grads, extras in pending:
+            dot, orthogonal, *norms = (next(flat) for _ in range(values.numel()))
+            for key, value in extras.items():
+                record[key] = next(flat) if torch.is_tensor(value) else float(value)
+            rho = math.hypot(*norms[n_grads:])
+            record |= {"si_norm": rho, "grad_norm": math.hypot(*norms[:n_grads])}
+            record["angular_update"] = math.atan2(orthogonal, dot / rho) if rho > 0 else math.nan
+            record["si_norm_per_tensor"] = norms[n_grads:]
+            done.append(record)
+        if not self.not_computed:
+            self._add_theory(done)
+        if self.diverged_at is None:
+            kept = []
+            for record in done:
+                kept.append(record)
+                self._note_divergence(record)
+                if self.diverged_at is not None:
+                    break
+            self._records.extend(kept)
+            if self.on_records is not None:
+                self.on_records(kept)
+
+    @staticmethod
+    def _add_theory(records: list[dict]) -> None:
+        """η̃ = η/ρ², ‖g̃‖ = ρ‖∇L‖ and η̃ times the sharpnesses measured, for ``records`` at once (NaN where ρ or
+        ‖∇L‖ is not finite)."""
+        lr, rho, grad = (np.array([r[k] for r in records]) for k in ("lr", "si_norm", "grad_norm"))
+        finite = np.isfinite(rho) & (rho > 0) & np.isfinite(grad)
+        elr, eff_grad_norm = np.full(len(records), np.nan), np.full(len(records), np.nan)
+        if finite.any():
+            elr[finite] = theory.effective_lr(lr[finite], rho[finite])
+            eff_grad_norm[finite] = theory.effective_grad_norm(grad[finite], rho[finite])
+        for record, r_elr, r_grad in zip(records, elr.tolist(), eff_grad_norm.tolist(), strict=True):
+            record["elr"], record["eff_grad_norm"] = r_elr, r_grad
+            for measured, product in _PRODUCTS.items():
+                if measured in record:
+                    record[product] = r_elr * record[measured]
+
+    def records(self) -> list[dict]:
+        """The per-step records so far (the :data:`simulate.schema.SERIES_FIELDS` and the values given to
+        :meth:`log`), brought to the host."""
+        self._flush()
+        return self._records
+
+    # --- sharpness on a schedule --------------------------------------------------------------------------
+
+    def _record(self, step: int) -> dict:
+        return self._records[step - self._records[0]["step"]]
+
+    def _settle(self) -> None:
+        """The sharpness schedule of the step just taken: the step before it measured when ρ rose on it
+        (:meth:`empirical.tracking.CrossingSearch.look_back`), this one when due, a crossing they bracket located."""
+        step, self._unsettled = self._unsettled, None
+        if step is None or self.diverged_at is not None:
+            return
+        self._flush()
+        record = self._record(step)
+        lr, wd, momentum = record["lr"], record["wd"], record["momentum"]
+        threshold = None if self.not_computed else stability_threshold(lr, wd, momentum)
+        # without a threshold (momentum outside the theory's domain) s̃ is measured every K steps only
+        self._search.threshold = math.inf if threshold is None else threshold
+        rising = step > self._records[0]["step"] and record["si_norm"] > self._record(step - 1)["si_norm"]
+        if self._search.look_back(step, rising):
+            self._measure_past(step - 1, looked_back=True)
+        if self._search.due(step, theory.effective_lr(lr, record["si_norm"])):
+            self._measure_past(step)
+            bracket = self._search.update(step, theory.effective_lr(lr, record["si_norm"]), record["eff_sharpness"])
+            if bracket:
+                locate_crossing(*bracket, self._measure_past, self._search.threshold)
+
+    def _measure_past(self, step: int, looked_back: bool = False) -> float | None:
+        """η̃·s̃ at ``step`` (s̃ of its batch at the weights before its update, λ_max by Lanczos to
+        :data:`SHARPNESS_TOL`, warm-started from the eigenvector measured nearest in time): measured before, or now
+        from the weights kept into its record; None if the step is no longer kept. With ``looked_back``, the
+        measurement goes to the schedule, and a crossing it brackets is located."""
+        record = self._record(step)
+        if "eff_sharpness" in record and not looked_back:
+            return record.get("elr_times_sharpness", math.nan)
+        kept = {t: (weights, batches) for t, weights, batches in self._history}
+        if step not in kept:
+            return None
+        weights, batches = kept[step]
+        with torch.no_grad():
+            torch._foreach_copy_(list(self._shadow.parameters()), weights)
+        near = [t for t in self._eigenvectors if abs(t - step) < self.sharpness_every]
+        warm = self._eigenvectors[min(near, key=lambda t: abs(t - step))] if near else None
+        found = effective_sharpness(
+            self._shadow,
+            batches or [self.probe],
+            si_params=self._shadow_si,
+            loss_fn=_summed(self.loss_fn),
+            tol=SHARPNESS_TOL,
+            v0=warm,
+        )
+        self._eigenvectors[step] = found["eigenvector"]
+        for t in [t for t in self._eigenvectors if t < step - self.sharpness_every]:
+            del self._eigenvectors[t]
+        record |= {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
+        if self.not_computed:
+            return None
+        record["elr_times_sharpness"] = record["elr"] * record["eff_sharpness"]
+        if looked_back:
+            elr = record["elr"]
+            bracket = self._search.update(step, elr, record["eff_sharpness"], looked_back=True)
+            if bracket:
+                locate_crossing(*bracket, self._measure_past, self._search.threshold)
+        return record["elr_times_sharpness"]
+
+    # --- the run ------------------------------------------------------------------------------------------
+
+    def resume(self, records: list[dict]) -> None:
+        """Go on after ``records`` (a checkpoint's, in memory form): the next step is numbered after the last, and
+        the sharpness schedule continues from the last measurement, cold."""
+        self._records = list(records)
+        self.step = records[-1]["step"] + 1 if records else 0
+        measured = [r for r in records if "eff_sharpness" in r]
+        if measured and self._search is not None:
+            last = measured[-1]
+            self._search.update(last["step"], theory.effective_lr(last["lr"], last["si_norm"]), last["eff_sharpness"])
+
+    def config(self) -> dict:
+        """What ``config.json`` holds: the optimizer, η, λ, β at the last step (and whether η varied), ρ₀, the SI
+        groups, the weights' dtype (whose rounding floors the escape delay), the steps ``GradScaler`` skipped and
+        what was not computed; ``run_config`` over them."""
+        records = self.records()
+        lr, wd, momentum = (
+            (records[-1]["lr"], records[-1]["wd"], records[-1]["momentum"]) if records else (self._hyperparameters())
+        )
+        return {
+            "optimizer": type(self.optimizer).__name__,
+            "lr": lr,
+            "wd": wd,
+            "momentum": momentum,
+            "lr_effective": lr,
+            "lr_varies": len({r["lr"] for r in records}) > 1,
+            "si_norm0": self.si_norm0,
+            "si_groups": self.si_groups,
+            "weights_dtype": str(self.si_params[0].dtype).removeprefix("torch."),
+            "sharpness_every": self.sharpness_every,
+            "skipped_steps": self.skipped_steps,
+            "not_computed": self.not_computed,
+            **self.run_config,
+        }
+
+    def summary(self) -> dict | None:
+        """The run's summary (:func:`summarize_records` of the records so far, with η, λ, β of the last step), or
+        None with the reason in :attr:`not_computed` (an optimizer outside the theory, no loss given to :meth:`log`
+        at every step, no step at all)."""
+        records = self.records()
+        if "summary" not in self.not_computed:
+            missing = [r["step"] for r in records if "loss" not in r]
+            if not records:
+                self.not_computed["summary"] = "no optimizer step was taken"
+            elif missing:
+                self.not_computed["summary"] = f"no loss given to log() at {len(missing)} steps (first: {missing[0]})"
+        if "summary" in self.not_computed:
+            return None
+        return summarize_records(self.config(), records, self.settings)
+
+    def close(self) -> dict | None:
+        """Detach from the optimizer, write ``config.json``, ``series.jsonl`` and ``summary.json`` to ``out`` (the
+        summary last; rank 0 only under DDP) and return the summary (:meth:`summary`)."""
+        if self.closed:
+            raise RuntimeError("the Monitor was closed already")
+        self._settle()
+        summary, config, records = self.summary(), self.config(), self.records()
+        for handle in self._handles:
+            handle.remove()
+        self.closed = True
+        if self.out is not None and _distributed_rank() == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.out / "config.json", config)
+            write_jsonl(self.out / "series.jsonl", records)
+            if summary is not None:
+                write_json(self.out / "summary.json", summary)
+        return summary

@@ -1,0 +1,289 @@
+"""empirical.monitor.Monitor inside loops bnwd did not write (float64, CPU): the exact norm recursion with the
+scheduled η, closures, clipping, accumulation, skipped steps, other optimizers, buffering and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+import empirical.monitor
+import theory
+from empirical.curvature import effective_sharpness
+from empirical.data import load_dataset
+from empirical.monitor import Monitor
+from simulate.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
+
+EXACT_EPS = torch.finfo(torch.float64).tiny  # BatchNorm's eps breaks exact scale invariance; tiny is 0 in effect
+
+
+def example(name: str):
+    """The module ``examples/<name>.py``, imported from its file as a user would run it."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bnwd_example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RESNET = example("resnet_steplr")
+LIGHTNING = example("lightning_callback")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_dataset("digits", dtype=torch.float64)
+    return data.train_x[:256], data.train_y[:256]
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return RESNET.SmallResNet(width=2, eps=EXACT_EPS).double()
+
+
+def _column(records, key):
+    return np.array([r[key] for r in records])
+
+
+def recursion_error(records, lr=None) -> np.ndarray:
+    """|ρ⁺²/((1−ηλ)²ρ² + η²‖∇L‖²) − 1| at every step, with each record's η (or ``lr`` instead)."""
+    rho, grad, wd = _column(records, "si_norm"), _column(records, "grad_norm"), _column(records, "wd")
+    lr = _column(records, "lr") if lr is None else lr
+    predicted = theory.si_norm_after_step(rho[:-1], grad[:-1], lr[:-1], wd[:-1])
+    return np.abs(rho[1:] ** 2 / predicted**2 - 1)
+
+
+def _loop(model, optimizer, data, steps, *, monitor=None, closure=False, batch=64, **log):
+    """A user's loop: minibatches in order, ``steps`` optimizer steps, the monitor's log after each."""
+    x_all, y_all = data
+    for t in range(steps):
+        start = (t * batch) % (x_all.shape[0] - batch + 1)
+        x, y = x_all[start : start + batch], y_all[start : start + batch]
+
+        def step_loss(x=x, y=y):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+
+        loss = optimizer.step(step_loss) if closure else (step_loss(), optimizer.step())[0]
+        if monitor is not None:
+            monitor.log(loss=loss.detach(), batch=(x, y), **log)
+
+
+@pytest.fixture(scope="module")
+def resnet_run():
+    return RESNET.train(90, lr_step=30, dtype=torch.float64, eps=EXACT_EPS)
+
+
+def test_the_readme_example_obeys_the_norm_recursion_with_the_scheduled_lr(resnet_run):
+    summary, records = resnet_run
+    lr = _column(records, "lr")
+    assert sorted(set(lr), reverse=True) == [1.0, 0.5, 0.25]  # StepLR halved η twice
+    assert recursion_error(records).max() < 1e-10
+    # the control: the first η kept (a stale copy of the learning rate) breaks it once the schedule moves
+    assert recursion_error(records, np.full(lr.size, lr[0]))[30:].min() > 1e-6
+    rho = _column(records, "si_norm")
+    assert_allclose(_column(records, "elr"), lr / rho**2, rtol=1e-13)
+    no_momentum = theory.angular_update(_column(records, "elr"), _column(records, "eff_grad_norm"), lr, 0.01)
+    assert_allclose(_column(records, "angular_update"), no_momentum, rtol=1e-8)
+    for record in records:
+        validate(record, SERIES_FIELDS)
+    validate(summary, SUMMARY_FIELDS)
+
+
+@settings(max_examples=12)
+@given(
+    lr=st.floats(0.01, 2.0),
+    wd=st.floats(0.0, 0.05),
+    gamma=st.floats(0.1, 1.0),
+    clip=st.none() | st.floats(0.05, 5.0),
+    accumulate=st.integers(1, 3),
+)
+def test_the_recursion_holds_under_any_schedule_clipping_and_accumulation(digits, lr, wd, gamma, clip, accumulate):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]))
+    x_all, y_all = digits
+    for t in range(10):
+        optimizer.zero_grad()
+        for k in range(accumulate):  # micro-batches of 32: the step applies their summed gradient
+            part = slice(32 * (t + k) % 224, 32 * (t + k) % 224 + 32)
+            F.cross_entropy(model(x_all[part]), y_all[part]).backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        scheduler.step()
+        monitor.log()
+    records = monitor.records()
+    assert recursion_error(records).max() < 1e-10
+    assert_allclose(_column(records, "lr"), lr * gamma ** np.arange(10), rtol=1e-12)
+    if clip is not None:
+        assert np.all(_column(records, "grad_norm") <= clip * (1 + 1e-12))  # the SI part of a clipped gradient
+
+
+def test_a_closure_step_buffered_transfers_and_sharpness_change_no_value(digits):
+    runs = {}
+    for name, kwargs, closure in (
+        ("plain", {}, False),
+        ("closure", {}, True),
+        ("buffered", {"sync_every": 7}, False),
+        ("sharpness", {"sharpness_every": 4}, False),
+    ):
+        model = _model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.3, weight_decay=0.01, momentum=0.5)
+        monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), **kwargs)
+        _loop(model, optimizer, digits, 20, monitor=monitor, closure=closure)
+        runs[name] = monitor.records()
+    keys = ("loss", "si_norm", "grad_norm", "elr", "eff_grad_norm", "angular_update", "si_norm_per_tensor", "lr")
+    for name in ("closure", "buffered", "sharpness"):
+        for key in keys:
+            assert _column(runs[name], key).tolist() == _column(runs["plain"], key).tolist(), (name, key)
+    measured = [r for r in runs["sharpness"] if "eff_sharpness" in r]
+    assert measured[0]["step"] == 0 and np.all(np.diff([r["step"] for r in measured]) <= 4)
+    for r in measured:
+        assert r["eff_sharpness"] == pytest.approx(r["sharpness"] * r["si_norm"] ** 2, rel=1e-6)
+        assert r["elr_times_sharpness"] == pytest.approx(r["elr"] * r["eff_sharpness"], rel=1e-12)
+
+
+def test_sharpness_is_that_of_the_steps_batch_before_its_update(digits):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.3, weight_decay=0.01)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), sharpness_every=1)
+    _loop(model, optimizer, digits, 5, monitor=monitor)
+    batch = (digits[0][-64:], digits[1][-64:])
+    direct = effective_sharpness(model, [batch], monitor.si_params, tol=1e-3)  # cold, at the weights before step 5
+    _loop(model, optimizer, batch, 1, monitor=monitor)  # step 5 on that batch
+    assert monitor.records()[5]["eff_sharpness"] == pytest.approx(direct["eff_sharpness"], rel=3e-3)
+
+
+def test_steps_a_grad_scaler_skips_leave_no_record(digits):
+    model = _model().float()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-3)
+    scaler = torch.amp.GradScaler("cpu")
+    x, y = digits[0][:64].float(), digits[1][:64]
+    monitor = Monitor(model, optimizer, probe=(x, y))
+    for t in range(6):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y) * (float("inf") if t == 2 else 1.0)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        monitor.log(loss=loss.detach())
+    assert monitor.skipped_steps == 1
+    assert _column(monitor.records(), "step").tolist() == [0, 1, 2, 3, 4]
+    assert np.isfinite(_column(monitor.records(), "loss")).all()
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda params: torch.optim.AdamW(params, lr=1e-3), "AdamW is not SGD"),
+        (lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True), "Nesterov"),
+    ],
+)
+def test_other_optimizers_get_what_is_well_defined_and_say_what_is_not(digits, tmp_path, make, reason):
+    model = _model()
+    optimizer = make(model.parameters())
+    with pytest.warns(UserWarning, match=reason):
+        monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path)
+    _loop(model, optimizer, digits, 5, monitor=monitor)
+    records = monitor.records()
+    assert {"si_norm", "grad_norm", "angular_update", "loss"} <= set(records[0])
+    assert not {"elr", "eff_grad_norm"} & set(records[0])
+    assert monitor.close() is None
+    assert set(monitor.not_computed) == set(empirical.monitor.THEORY_QUANTITIES)
+    assert reason in monitor.not_computed["elr"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "series.jsonl"]
+
+
+def test_close_writes_config_records_and_summary_and_refuses_a_second_close(digits, tmp_path):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path / "run")
+    _loop(model, optimizer, digits, 12, monitor=monitor)
+    assert not (tmp_path / "run").exists()  # nothing is written before close()
+    summary = monitor.close()
+    written = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert json.dumps(written["events"]) == json.dumps(summary["events"])
+    config = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))
+    assert (config["optimizer"], config["lr"], config["wd"], config["lr_varies"]) == ("SGD", 0.5, 0.01, False)
+    assert len((tmp_path / "run" / "series.jsonl").read_text(encoding="utf-8").splitlines()) == 12
+    with pytest.raises(RuntimeError, match="closed already"):
+        monitor.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        monitor.log(loss=1.0)
+    optimizer.step()  # detached: a step after close() records nothing
+    assert len(monitor.records()) == 12
+
+
+def test_without_the_loss_there_is_no_summary_and_it_says_why(digits, tmp_path):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path)
+    _loop(model, optimizer, digits, 3)
+    assert monitor.close() is None
+    assert "no loss given to log() at 3 steps" in monitor.not_computed["summary"]
+
+
+def test_under_ddp_only_rank_zero_writes(digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(empirical.monitor, "_distributed_rank", lambda: 1)
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path / "rank1")
+    _loop(model, optimizer, digits, 3, monitor=monitor)
+    assert monitor.close() is not None and not (tmp_path / "rank1").exists()
+
+
+def _split_groups(model):
+    convs = [p for n, p in model.named_parameters() if n.startswith("stem")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("stem")]
+    return torch.optim.SGD([{"params": convs, "lr": 0.1}, {"params": rest, "lr": 0.2}], lr=0.1, weight_decay=1e-3)
+
+
+@pytest.mark.parametrize(
+    "build, fragment",
+    [
+        (lambda m, d: (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).double(), None, d), "no scale"),
+        (lambda m, d: (m, None, (d[0][:32].repeat(1, 3, 1, 1), d[1][:32])), "probe does not fit"),
+        (lambda m, d: (m, None, (d[0][:1], d[1][:1])), "at least 2 samples"),
+        (lambda m, d: (m, None, d[0][:32]), "pair (inputs, targets)"),
+        (lambda m, d: (m, torch.optim.SGD(m.head.parameters(), lr=0.1), d), "do not hold the scale-invariant"),
+        (lambda m, d: (m, _split_groups(m), d), "different (lr, weight_decay"),
+        (lambda m, d: (m.eval(), None, d), "eval mode"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_error_and_nothing_written(digits, tmp_path, build, fragment):
+    model, optimizer, probe = build(_model(), (digits[0][:32], digits[1][:32]))
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        Monitor(model, optimizer, probe=probe, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")  # lightning 2.6's use of torch's pytree
+def test_the_lightning_example_logs_the_monitors_series_and_obeys_the_recursion(tmp_path):
+    import pandas as pd
+
+    callback = LIGHTNING.train(40, out=str(tmp_path), precision="64-true", eps=EXACT_EPS)
+    records = callback.monitor.records()
+    assert len(records) == 40 and recursion_error(records).max() < 1e-10
+    logged = pd.read_csv(tmp_path / "metrics.csv")
+    assert logged["step"].tolist() == list(range(40))
+    for key in ("si_norm", "elr", "grad_norm", "angular_update", "loss"):
+        assert_allclose(logged[f"bnwd/{key}"], _column(records, key), rtol=1e-15)
+    validate(callback.summary, SUMMARY_FIELDS)
+    assert (
+        json.loads((tmp_path / "bnwd" / "summary.json").read_text(encoding="utf-8"))["regime"]
+        == callback.summary["regime"]
+    )
