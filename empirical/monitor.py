@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -42,13 +43,16 @@ from empirical.tracking import CrossingSearch, locate_crossing
 from simulate.analysis import summarize_run, threshold_crossings
 from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.forecast import MIN_HISTORY, run_forecast
-from simulate.records import series_arrays, write_json, write_jsonl
+from simulate.records import append_jsonl, current_record, read_jsonl, series_arrays, write_json
 
 SHARPNESS_TOL = 1e-3
 """Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`)."""
 
 SYNC_EVERY = 64
 """Steps between transfers of the buffered values to the host, by default."""
+
+STREAM_CHUNK = 256
+"""Records appended to ``series.jsonl`` at a time, at least, while a run goes on."""
 
 THEORY_QUANTITIES = ("elr", "eff_grad_norm", "elr_times_sharpness", "summary")
 """What an optimizer outside the theory's reach gets no value for."""
@@ -176,8 +180,9 @@ class Monitor:
     loss_fn : callable
         ``loss_fn(outputs, targets)``, the mean loss the loop trains on; used for the SI search and for s̃.
     out : path, optional
-        Where :meth:`close` writes ``config.json``, ``series.jsonl`` and ``summary.json`` (only rank 0 under DDP).
-        Nothing is written before :meth:`close`.
+        Where the records are streamed to ``series.jsonl`` in chunks of :data:`STREAM_CHUNK` as the run goes (so
+        that memory stays flat), and where :meth:`close` writes ``config.json`` and ``summary.json`` (only rank 0
+        under DDP). Without it the records stay in memory.
     sharpness_every : int
         K > 0 measures s̃ at least every K steps, densely where η̃·s̃ is predicted to cross the stability threshold
         and at the step before ρ rises; the upward crossing before each destabilisation is located to one step.
@@ -249,7 +254,13 @@ class Monitor:
         self.skipped_steps = 0
         self.diverged_at: int | None = None  # the first step on the host whose loss or ρ is not finite
         self.closed = False
-        self._records: list[dict] = []
+        self._last_hyper: tuple[float, float, float] | None = None  # η, λ, β of the last step
+        self._lr_varies = False
+        self._records: list[dict] = []  # those not yet streamed out to ``series.jsonl``
+        # With ``out``, records leave memory for the stream once the sharpness schedule can no longer revisit them.
+        self._stream = None if self.out is None or _distributed_rank() != 0 else self.out / "series.jsonl"
+        self._written, self._offset = 0, 0  # records and bytes in the stream
+        self._keep = 4 * (self.sharpness_every + 1) if self.sharpness_every else 0
         self._pending: list[tuple[dict, torch.Tensor, int, dict]] = []  # record, device values, #grads, log()
         self._before: tuple | None = None  # what the pre-hook saw, until the post-hook
         self._stepped_since_log = False
@@ -351,6 +362,8 @@ class Monitor:
         orthogonal = torch.addcmul(after, before, dot / before.dot(before), value=-1).norm()
         lr, wd, momentum = hyper
         record = {"step": self.step, "lr": lr, "wd": wd, "momentum": momentum}
+        self._lr_varies = self._lr_varies or (self._last_hyper is not None and lr != self._last_hyper[0])
+        self._last_hyper = hyper
         self._pending.append((record, torch.stack([dot, orthogonal, *norms]), n_grads, {}))
         self._before = None
         self._stepped_since_log = True
@@ -416,6 +429,16 @@ class Monitor:
             self._records.extend(kept)
             if self.on_records is not None:
                 self.on_records(kept)
+        if len(self._records) - self._keep >= STREAM_CHUNK:
+            self._stream_out()
+
+    def _stream_out(self, everything: bool = False) -> None:
+        """Append the records the schedule no longer needs (``everything``: all) to ``series.jsonl``."""
+        n = len(self._records) - (0 if everything else self._keep)
+        if self._stream is None or n <= 0:
+            return
+        self._offset = append_jsonl(self._stream, self._records[:n], self._offset)
+        self._records, self._written = self._records[n:], self._written + n
 
     @staticmethod
     def _add_theory(records: list[dict]) -> None:
@@ -435,14 +458,17 @@ class Monitor:
 
     def records(self) -> list[dict]:
         """The per-step records so far (the :data:`simulate.schema.SERIES_FIELDS` and the values given to
-        :meth:`log`), brought to the host."""
+        :meth:`log`), brought to the host: those streamed to ``series.jsonl`` read back, then those in memory."""
         self._flush()
-        return self._records
+        streamed = read_jsonl(self._stream)[: self._written] if self._written else []
+        return streamed + self._records
 
     # --- sharpness on a schedule --------------------------------------------------------------------------
 
-    def _record(self, step: int) -> dict:
-        return self._records[step - self._records[0]["step"]]
+    def _record(self, step: int) -> dict | None:
+        """The record of ``step`` if it is still in memory (not yet streamed out), else None."""
+        index = step - self._records[0]["step"] if self._records else -1
+        return self._records[index] if 0 <= index < len(self._records) else None
 
     def _settle(self) -> None:
         """The sharpness schedule of the step just taken: the step before it measured when ρ rose on it
@@ -456,7 +482,8 @@ class Monitor:
         threshold = None if self.not_computed else stability_threshold(lr, wd, momentum)
         # without a threshold (momentum outside the theory's domain) s̃ is measured every K steps only
         self._search.threshold = math.inf if threshold is None else threshold
-        rising = step > self._records[0]["step"] and record["si_norm"] > self._record(step - 1)["si_norm"]
+        previous = self._record(step - 1)
+        rising = previous is not None and record["si_norm"] > previous["si_norm"]
         if self._search.look_back(step, rising):
             self._measure_past(step - 1, looked_back=True)
         if self._search.due(step, theory.effective_lr(lr, record["si_norm"])):
@@ -471,6 +498,8 @@ class Monitor:
         from the weights kept into its record; None if the step is no longer kept. With ``looked_back``, the
         measurement goes to the schedule, and a crossing it brackets is located."""
         record = self._record(step)
+        if record is None:
+            return None
         if "eff_sharpness" in record and not looked_back:
             return record.get("elr_times_sharpness", math.nan)
         kept = {t: (weights, batches) for t, weights, batches in self._history}
@@ -505,31 +534,58 @@ class Monitor:
 
     # --- the run ------------------------------------------------------------------------------------------
 
-    def resume(self, records: list[dict]) -> None:
-        """Go on after ``records`` (a checkpoint's, in memory form): the next step is numbered after the last, and
-        the sharpness schedule continues from the last measurement, cold."""
-        self._records = list(records)
-        self.step = records[-1]["step"] + 1 if records else 0
-        measured = [r for r in records if "eff_sharpness" in r]
-        if measured and self._search is not None:
-            last = measured[-1]
-            self._search.update(last["step"], theory.effective_lr(last["lr"], last["si_norm"]), last["eff_sharpness"])
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to go on after the step just taken: the step count, the stream's length (records
+        and bytes, made durable first), the records still in memory and the sharpness schedule's state. Plain values
+        only (``torch.load(weights_only=True)`` reads them)."""
+        self._settle()
+        self._flush()
+        self._stream_out()
+        if self._stream is not None and self._stream.exists():
+            with open(self._stream, "rb+") as stream:
+                os.fsync(stream.fileno())
+        return {
+            "step": self.step,
+            "written": self._written,
+            "offset": self._offset,
+            "records": self._records,
+            "skipped_steps": self.skipped_steps,
+            "last_hyper": self._last_hyper,
+            "lr_varies": self._lr_varies,
+            "search": None if self._search is None else dict(vars(self._search)),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Go on from :meth:`state_dict`'s ``state``: the stream is cut back to the length it had then (what a run
+        killed later wrote after it, a chunk cut short included), the schedule resumes (its kept weights and warm
+        starts are gone: the next measurements start cold). ``ValueError`` if the stream is shorter than that."""
+        if self._stream is not None:
+            size = self._stream.stat().st_size if self._stream.exists() else 0
+            if size < state["offset"]:
+                raise ValueError(
+                    f"{self._stream} holds {size} bytes, fewer than the {state['offset']} of the checkpoint: "
+                    "the records are damaged; start the run again in a new folder"
+                )
+            os.truncate(self._stream, state["offset"])
+        self.step, self._written, self._offset = state["step"], state["written"], state["offset"]
+        self._records, self.skipped_steps = [current_record(r) for r in state["records"]], state["skipped_steps"]
+        self._last_hyper = None if state["last_hyper"] is None else tuple(state["last_hyper"])
+        self._lr_varies = state["lr_varies"]
+        if self._search is not None and state["search"] is not None:
+            vars(self._search).update(state["search"])
 
     def config(self) -> dict:
         """What ``config.json`` holds: the optimizer, η, λ, β at the last step (and whether η varied), ρ₀, the SI
         groups, the weights' dtype (whose rounding floors the escape delay), the steps ``GradScaler`` skipped and
         what was not computed; ``run_config`` over them."""
-        records = self.records()
-        lr, wd, momentum = (
-            (records[-1]["lr"], records[-1]["wd"], records[-1]["momentum"]) if records else (self._hyperparameters())
-        )
+        lr, wd, momentum = self._last_hyper or self._hyperparameters()
         return {
             "optimizer": type(self.optimizer).__name__,
             "lr": lr,
             "wd": wd,
             "momentum": momentum,
             "lr_effective": lr,
-            "lr_varies": len({r["lr"] for r in records}) > 1,
+            "lr_varies": self._lr_varies,
             "si_norm0": self.si_norm0,
             "si_groups": self.si_groups,
             "weights_dtype": str(self.si_params[0].dtype).removeprefix("torch."),
@@ -555,19 +611,18 @@ class Monitor:
         return summarize_records(self.config(), records, self.settings)
 
     def close(self) -> dict | None:
-        """Detach from the optimizer, write ``config.json``, ``series.jsonl`` and ``summary.json`` to ``out`` (the
-        summary last; rank 0 only under DDP) and return the summary (:meth:`summary`)."""
+        """Detach from the optimizer, write the rest of ``series.jsonl``, ``config.json`` and ``summary.json`` to
+        ``out`` (the summary last; rank 0 only under DDP) and return the summary (:meth:`summary`)."""
         if self.closed:
             raise RuntimeError("the Monitor was closed already")
         self._settle()
-        summary, config, records = self.summary(), self.config(), self.records()
+        summary, config = self.summary(), self.config()
         for handle in self._handles:
             handle.remove()
         self.closed = True
-        if self.out is not None and _distributed_rank() == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
+        if self._stream is not None:
+            self._stream_out(everything=True)
             write_json(self.out / "config.json", config)
-            write_jsonl(self.out / "series.jsonl", records)
             if summary is not None:
                 write_json(self.out / "summary.json", summary)
         return summary

@@ -11,7 +11,6 @@ records; resuming from it reproduces the uninterrupted run bit for bit on a CPU.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,11 +21,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import theory
+from empirical.checkpoints import load_checkpoint, save_checkpoint
 from empirical.curvature import batch_sharpness
 from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from empirical.monitor import Monitor
 from empirical.scale_invariance import find_si_groups, si_parameters
-from simulate.records import current_record, write_json, write_jsonl
+from simulate.records import write_json, write_jsonl
 
 
 @dataclass
@@ -139,6 +139,7 @@ class Trainer:
             run_config=self._run_config(),
         )
         self.step = 0
+        self.resumed_from: Path | None = None
         self.evals: list[dict] = []
         self.diverged_at: int | None = None
 
@@ -246,35 +247,34 @@ class Trainer:
     # --- files --------------------------------------------------------------------------------------------
 
     def _checkpoint(self) -> None:
+        """The records streamed so far made durable, then the state (:mod:`empirical.checkpoints`): the model, the
+        optimizer, the monitor's position in the stream and the evaluations, not the history."""
         state = {
             "step": self.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "series": self.series,
+            "monitor": self.monitor.state_dict(),
             "evals": self.evals,
             "si_norm0": self.si_norm0,
             "fixed_norm": self.fixed_norm,
         }
-        tmp = self.out / "checkpoint.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / "checkpoint.pt")
+        save_checkpoint(self.out, state)
         write_json(self.out / "config.json", self.monitor.config())
-        write_jsonl(self.out / "series.jsonl", self.series)
         write_jsonl(self.out / "eval.jsonl", self.evals)
 
     def resume(self) -> bool:
-        """Continue from ``out/checkpoint.pt`` if there is one; return whether there was."""
-        path = self.out / "checkpoint.pt"
-        if not path.exists():
+        """Continue from the newest whole checkpoint in ``out`` if there is one (:attr:`resumed_from` says which);
+        return whether there was. ``ValueError`` if every checkpoint there is damaged."""
+        found = load_checkpoint(self.out, map_location=self.data.train_x.device)
+        if found is None:
             return False
-        # A checkpoint written before the schema names ρ "rho": its state and records are read in today's names.
-        state = current_record(torch.load(path, map_location=self.data.train_x.device, weights_only=False))
+        state, self.resumed_from = found
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.evals = state["step"], state["evals"]
         self.si_norm0, self.fixed_norm = state["si_norm0"], state["fixed_norm"]  # the run's, not this fresh model's
         self.monitor.run_config |= self._run_config()
-        self.monitor.resume([current_record(r) for r in state["series"]])
+        self.monitor.load_state_dict(state["monitor"])
         return True
 
     def _order(self, epoch: int) -> list[torch.Tensor]:

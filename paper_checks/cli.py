@@ -176,8 +176,12 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as error:  # DataError included
         raise UsageError(str(error)) from None
     _prepare_out(args.out)
-    if args.resume and trainer.resume():
-        print(f"resuming from step {trainer.step}")
+    try:
+        resumed = args.resume and trainer.resume()
+    except ValueError as error:  # every checkpoint damaged
+        raise UsageError(str(error)) from None
+    if resumed:
+        print(f"resuming from step {trainer.step} ({trainer.resumed_from.name})")
     summary = trainer.run(progress=True)
     last = trainer.series[-1]
     print(
@@ -360,6 +364,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster on CPUs)")
+    parser.add_argument(
+        "--allow-tf32", action="store_true", help="CUDA: TF32 matmuls and convolutions (faster; default strict float32)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

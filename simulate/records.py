@@ -62,8 +62,21 @@ def write_json(path: Path, data) -> Path:
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
-    """Write one JSON object per line (NaN and ±inf as null), atomically."""
+    """Write one JSON object per line (NaN and ±inf as null), atomically (:func:`append_jsonl` streams them)."""
     return _write_atomically(path, "".join(json.dumps(_plain(r), ensure_ascii=False) + "\n" for r in records))
+
+
+def append_jsonl(path: Path, records: list[dict], offset: int) -> int:
+    """Write ``records`` as JSON lines at byte ``offset`` of ``path`` (cutting what lay beyond it: an earlier
+    run's tail, or a chunk a kill cut short) in one write; return the new length in bytes."""
+    data = "".join(json.dumps(_plain(r), ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "r+b" if path.exists() else "wb") as stream:
+        stream.seek(offset)
+        stream.truncate()
+        stream.write(data)
+    return offset + len(data)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ CHANGES = {
     "init_scale": 5.0,
     "epochs": 2,
     "dtype": "float64",
+    "allow_tf32": True,
 }
 
 
@@ -64,7 +66,7 @@ def test_id_is_stable_across_processes():
     assert len(run_id(TINY)) == 12 and int(run_id(TINY), 16) >= 0
     # a field added later and left off is not in the hash: the runs from before it keep their ids
     before = {k: v for k, v in dataclasses.asdict(TINY).items() if k not in ("device", "checkpoint_every")}
-    before = {k: v for k, v in before.items() if k not in ("channels_last", "batch_sharpness_every")}
+    before = {k: v for k, v in before.items() if k not in ("channels_last", "batch_sharpness_every", "allow_tf32")}
     assert run_id(TINY) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -85,11 +87,12 @@ def test_train_run_trains_once_then_reads_back(tmp_path):
 def test_train_run_resumes_an_unfinished_run_bit_for_bit(tmp_path):
     spec = TINY.replace(checkpoint_every=10)
     train_run(spec, tmp_path / "whole")
-    # Interrupted after its step-20 checkpoint: the summary is missing, the checkpoint is there.
+    # Interrupted after its step-20 checkpoint: the summary is missing, the checkpoint and the stream are there.
     partial = tmp_path / "partial"
     train_run(spec.replace(steps=20), tmp_path / "first_part")
     partial.mkdir()
-    (partial / "checkpoint.pt").write_bytes((tmp_path / "first_part" / "checkpoint.pt").read_bytes())
+    for name in ("checkpoint.pt", "series.jsonl"):
+        (partial / name).write_bytes((tmp_path / "first_part" / name).read_bytes())
     (partial / "spec.json").write_text(json.dumps({"run_id": run_id(spec)}))
     train_run(spec, partial)
     for name in ("series.jsonl", "summary.json"):
@@ -123,3 +126,28 @@ def test_epochs_and_subset(tmp_path):
 def test_bad_specs_are_refused_with_a_reason(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         build_trainer(TINY.replace(**change), tmp_path)
+
+
+def test_cuda_numerics_are_strict_float32_unless_tf32_is_asked_for(monkeypatch):
+    from empirical.runs import cuda_numerics
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic)
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        strict = cuda_numerics()
+        assert strict["float32"] == "strict" and strict["cublas_workspace_config"] == ":4096:8"
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+        assert cuda_numerics(allow_tf32=True)["float32"] == "tf32" and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic = saved
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def test_config_records_the_numerics(tmp_path):
+    spec = RunSpec(width=2, train_subset=64, batch_size=64, lr=0.5, wd=0.01, steps=2, eval_points=0, device="cpu")
+    build_trainer(spec, tmp_path).run(progress=False)
+    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["numerics"] == {"float32": "strict"}
