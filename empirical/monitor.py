@@ -43,7 +43,7 @@ from empirical.tracking import CrossingSearch, locate_crossing
 from simulate.analysis import summarize_run, threshold_crossings
 from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.forecast import MIN_HISTORY, run_forecast
-from simulate.records import append_jsonl, current_record, read_jsonl, series_arrays, write_json
+from simulate.records import append_jsonl, current_record, make_durable, read_jsonl, series_arrays, write_json
 
 SHARPNESS_TOL = 1e-3
 """Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`)."""
@@ -542,8 +542,7 @@ class Monitor:
         self._flush()
         self._stream_out()
         if self._stream is not None and self._stream.exists():
-            with open(self._stream, "rb+") as stream:
-                os.fsync(stream.fileno())
+            make_durable(self._stream)
         return {
             "step": self.step,
             "written": self._written,

@@ -4,8 +4,9 @@ The trainer owns the data order, the evaluation and the checkpoints; every per-s
 the angular update, s̃ on its schedule) is the monitor's, measured from the optimizer's step.
 
 Randomness is stateless: the order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and the
-augmentation of step ``t`` from ``(seed, t)``. A checkpoint therefore needs only the model, the optimizer and the
-records; resuming from it reproduces the uninterrupted run bit for bit on a CPU.
+augmentation of step ``t`` from ``(seed, t)``. A checkpoint (:mod:`empirical.checkpoints`) therefore needs only the
+model, the optimizer, the evaluations and the monitor's position in the streamed records; resuming from it
+reproduces the uninterrupted run's files byte for byte on a CPU.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class Trainer:
         )
         self.step = 0
         self.resumed_from: Path | None = None
+        self._written: dict = {}  # what the last checkpoint wrote of config.json and eval.jsonl
         self.evals: list[dict] = []
         self.diverged_at: int | None = None
 
@@ -259,8 +261,13 @@ class Trainer:
             "fixed_norm": self.fixed_norm,
         }
         save_checkpoint(self.out, state)
-        write_json(self.out / "config.json", self.monitor.config())
-        write_jsonl(self.out / "eval.jsonl", self.evals)
+        config = self.monitor.config()
+        if config != self._written.get("config"):  # both change rarely: rewritten only when they did
+            write_json(self.out / "config.json", config)
+            self._written["config"] = config
+        if len(self.evals) != self._written.get("evals"):
+            write_jsonl(self.out / "eval.jsonl", self.evals)
+            self._written["evals"] = len(self.evals)
 
     def resume(self) -> bool:
         """Continue from the newest whole checkpoint in ``out`` if there is one (:attr:`resumed_from` says which);

@@ -79,6 +79,12 @@ def append_jsonl(path: Path, records: list[dict], offset: int) -> int:
     return offset + len(data)
 
 
+def make_durable(path: Path) -> None:
+    """Flush ``path`` to the disk (fsync): what a checkpoint points to survives a crash of the machine too."""
+    with open(path, "rb+") as stream:
+        os.fsync(stream.fileno())
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """The records of a JSON-lines file in memory form: schema names (legacy ones mapped), NaN for null floats.
 
