@@ -115,6 +115,7 @@ class Trainer:
         target = config.fix_norm if config.fix_norm else self.si_norm0
         self.fixed_norm = target if (config.fix_norm is not None or config.fix_elr is not None) else None
         self.lr = config.fix_elr * self.fixed_norm**2 if config.fix_elr is not None else config.lr
+        self._owns_optimizer = optimizer is None
         if optimizer is None:
             si_ids = {id(p) for p in self.si_params}
             others = [p for p in model.parameters() if p.requires_grad and id(p) not in si_ids]
@@ -147,13 +148,11 @@ class Trainer:
 
     def _run_config(self) -> dict:
         """The trainer's part of ``config.json``: the config, the learning rate applied to the SI weights, ρ₀ and
-        the fixed norm (None for a free one)."""
-        return {
-            **asdict(self.config),
-            "lr_effective": self.lr,
-            "si_norm0": self.si_norm0,
-            "fixed_norm": self.fixed_norm,
-        }
+        the fixed norm (None for a free one). With a given optimizer, the monitor's reading of its η, λ, β stands."""
+        config = asdict(self.config) | {"lr_effective": self.lr}
+        if not self._owns_optimizer:
+            config = {k: v for k, v in config.items() if k not in ("lr", "wd", "momentum", "lr_effective")}
+        return {**config, "si_norm0": self.si_norm0, "fixed_norm": self.fixed_norm}
 
     @property
     def series(self) -> list[dict]:

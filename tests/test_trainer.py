@@ -308,3 +308,15 @@ def test_batch_sharpness_on_a_schedule(tmp_path):
     plain = build_trainer(spec, tmp_path / "p")
     plain.run(progress=False)
     assert [r["loss"] for r in plain.series] == [r["loss"] for r in trainer.series]  # its draws are its own
+
+
+def test_a_given_optimizer_is_used_as_it_is_and_its_settings_are_recorded(digits, tmp_path):
+    model = _model(digits)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.3, weight_decay=0.02)
+    config = TrainConfig(lr=1.0, wd=0.01, steps=5, eval_points=0)
+    summary = Trainer(model, digits, config, tmp_path, optimizer=optimizer).run(progress=False)
+    written = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    assert (written["lr"], written["wd"], written["lr_effective"]) == (0.3, 0.02, 0.3)
+    assert (summary["lr"], summary["wd"]) == (0.3, 0.02)
+    with pytest.raises(ValueError, match="fix_elr"):
+        Trainer(model, digits, replace(config, fix_elr=0.1), tmp_path, optimizer=optimizer)
