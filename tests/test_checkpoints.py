@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,12 +17,7 @@ from paper_checks.cli import main
 SPEC = RunSpec(width=2, train_subset=128, batch_size=32, lr=1.0, wd=0.01, steps=40, eval_points=4, device="cpu")
 
 
-def _benchmark(name: str):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bnwd_benchmark_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+KILL_RESUME = Path(__file__).resolve().parents[1] / "benchmarks" / "kill_resume.py"
 
 
 def test_records_leave_memory_for_the_stream_as_the_run_goes(tmp_path, monkeypatch):
@@ -39,7 +34,7 @@ def test_records_leave_memory_for_the_stream_as_the_run_goes(tmp_path, monkeypat
 @pytest.mark.slow
 def test_runs_killed_anywhere_resume_to_the_same_files_byte_for_byte(tmp_path):
     # benchmarks/kill_resume.py runs 24 such trials; here one of each fault
-    results = _benchmark("kill_resume").run_trials(4, 60, seed=1, folder=tmp_path)
+    results = runpy.run_path(str(KILL_RESUME))["run_trials"](4, 60, seed=1, folder=tmp_path)
     assert all(r["interrupted"] for r in results)
     for r in results:
         assert r["series.jsonl"] and r["eval.jsonl"] and r["summary.json"], r

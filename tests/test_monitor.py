@@ -3,10 +3,11 @@ scheduled η, closures, clipping, accumulation, skipped steps, other optimizers,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,17 +27,10 @@ from simulate.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
 EXACT_EPS = torch.finfo(torch.float64).tiny  # BatchNorm's eps breaks exact scale invariance; tiny is 0 in effect
 
 
-def example(name: str):
-    """The module ``examples/<name>.py``, imported from its file as a user would run it."""
-    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bnwd_example_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RESNET = example("resnet_steplr")
-LIGHTNING = example("lightning_callback")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# the examples' names, run from their files as a user would run them (not as __main__)
+RESNET = SimpleNamespace(**runpy.run_path(str(EXAMPLES / "resnet_steplr.py")))
+LIGHTNING = SimpleNamespace(**runpy.run_path(str(EXAMPLES / "lightning_callback.py")))
 
 
 @pytest.fixture(scope="module")
