@@ -49,6 +49,7 @@ __all__ = [
     "DATASETS",
     "FASHION_MNIST_DIR",
     "IDX_FILES",
+    "TRAIN_SIZES",
     "DataError",
     "Dataset",
     "augment",
@@ -58,6 +59,17 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+
+TRAIN_SIZES = {
+    "digits": 1437,
+    "mnist": 60000,
+    "fashion-mnist": 60000,
+    "cifar10": 50000,
+    "cifar100": 50000,
+    "synthetic": 512,
+}
+"""Training samples of each dataset as :func:`load_dataset` returns it (``synthetic`` at its default size): what a
+plan counts epochs in before any file is read."""
 
 AUGMENTATION = {
     "digits": (1, False),

@@ -16,6 +16,9 @@ Three models, following the official code (``nets/convnet_si.py`` and ``nets/res
     the 1x1 shortcut conv of downsampling blocks (Li & Arora, arXiv 1910.07454) and a bias-free head of
     Frobenius norm ``init_scale``. The residual sums make some convs SI only *jointly* (all convs feeding one
     residual stream must be scaled together).
+``ResNet18SIAffine``
+    Its "all parameters trained" variant (official ``ResNet18SIAf``, the paper's practical setting): affine
+    BatchNorm and the default head (with bias, default init).
 
 Deviations from the official code, all of which leave the paper's 32x32 setting unchanged:
 
@@ -37,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MODELS", "ConvNetSI", "ConvNetSIAffine", "PreActBlockSI", "ResNet18SI", "build_model"]
+__all__ = ["MODELS", "ConvNetSI", "ConvNetSIAffine", "PreActBlockSI", "ResNet18SI", "ResNet18SIAffine", "build_model"]
 
 
 def _rescale_head_(linear: nn.Linear, init_scale: float) -> None:
@@ -179,7 +182,7 @@ class ConvNetSIAffine(ConvNetSI):
 
 
 class PreActBlockSI(nn.Module):
-    """Pre-activation basic block with non-affine BN (kuangliu / double-descent ``PreActBlock``, SI version).
+    """Pre-activation basic block with BN (kuangliu / double-descent ``PreActBlock``, SI version).
 
     ``out = conv2(relu(bn2(conv1(a)))) + shortcut`` with ``a = relu(bn1(x))``. The shortcut is the identity
     ``x``, or, when the block changes stride or width, ``Conv1x1(BN(a))`` (the extra BN before downsampling of
@@ -191,22 +194,25 @@ class PreActBlockSI(nn.Module):
         Input and output channels.
     stride : int
         Stride of ``conv1`` and of the shortcut conv.
+    affine : bool
+        Whether the BNs have trainable gamma/beta (the convs stay jointly SI either way: a BN output does not
+        scale with the weights before it).
 
     Notes
     -----
     Input ``(N, in_planes, H, W)``; output ``(N, planes, ceil(H / stride), ceil(W / stride))``.
     """
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, *, affine: bool = False) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes, affine=False)
+        self.bn1 = nn.BatchNorm2d(in_planes, affine=affine)
         self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes, affine=False)
+        self.bn2 = nn.BatchNorm2d(planes, affine=affine)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
         self.shortcut: nn.Module | None = None
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(
-                nn.BatchNorm2d(in_planes, affine=False),
+                nn.BatchNorm2d(in_planes, affine=affine),
                 nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
             )
 
@@ -258,21 +264,27 @@ class ResNet18SI(nn.Module):
     """
 
     trains_all_parameters: bool = False
+    _affine: bool = False
 
     def __init__(self, width: int = 64, in_channels: int = 3, n_classes: int = 10, init_scale: float = 10.0) -> None:
         super().__init__()
         _check_sizes(width, in_channels, n_classes)
-        c = int(width)
+        c, affine = int(width), self._affine
         self.conv1 = nn.Conv2d(in_channels, c, kernel_size=3, stride=1, padding=1, bias=False)
         planes_in = c
         for i, (mult, stride) in enumerate([(1, 1), (2, 2), (4, 2), (8, 2)], start=1):
             # Only the first block of a stage downsamples / widens; it is the one that gets the BN+1x1 shortcut.
-            blocks = [PreActBlockSI(planes_in, mult * c, stride), PreActBlockSI(mult * c, mult * c, 1)]
+            blocks = [
+                PreActBlockSI(planes_in, mult * c, stride, affine=affine),
+                PreActBlockSI(mult * c, mult * c, 1, affine=affine),
+            ]
             setattr(self, f"layer{i}", nn.Sequential(*blocks))
             planes_in = mult * c
-        self.bn = nn.BatchNorm2d(8 * c, affine=False)
+        self.bn = nn.BatchNorm2d(8 * c, affine=affine)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(8 * c, int(n_classes), bias=False)
+        # the affine variant's head is trained: the default nn.Linear, bias included (official ResNet18SIAf)
+        self.head = nn.Linear(8 * c, int(n_classes), bias=affine)
+        init_scale = -1.0 if affine else init_scale
         _rescale_head_(self.head, init_scale)
         self.width, self.in_channels, self.n_classes, self.init_scale = c, int(in_channels), int(n_classes), init_scale
 
@@ -293,10 +305,33 @@ class ResNet18SI(nn.Module):
         return self.head(torch.flatten(self.pool(out), 1))
 
 
+class ResNet18SIAffine(ResNet18SI):
+    """ResNet18SI with affine BatchNorm (trainable gamma/beta) and the default head (with bias, unscaled init).
+
+    The official ``ResNet18SIAf``, the net of the paper's practical setting (every parameter trained with one lr and
+    weight decay, momentum, augmentation). The convs stay jointly SI; gamma/beta and the head are not.
+
+    Parameters
+    ----------
+    width, in_channels, n_classes : int
+        As in :class:`ResNet18SI`.
+    init_scale : float
+        Accepted so that :func:`build_model` has one signature, but ignored (recorded as -1, the official value).
+
+    Notes
+    -----
+    Input shape ``(N, in_channels, H, W)``, output shape ``(N, n_classes)``.
+    """
+
+    trains_all_parameters: bool = True
+    _affine: bool = True
+
+
 MODELS: dict[str, type[nn.Module]] = {
     "convnet_si": ConvNetSI,
     "convnet_si_affine": ConvNetSIAffine,
     "resnet18_si": ResNet18SI,
+    "resnet18_si_affine": ResNet18SIAffine,
 }
 
 
@@ -306,7 +341,7 @@ def build_model(name: str, *, width: int, in_channels: int, n_classes: int, init
     Parameters
     ----------
     name : str
-        One of ``MODELS`` (``"convnet_si"``, ``"convnet_si_affine"``, ``"resnet18_si"``).
+        One of ``MODELS`` (``"convnet_si"``, ``"convnet_si_affine"``, ``"resnet18_si"``, ``"resnet18_si_affine"``).
     width : int
         Base channel count (> 0).
     in_channels : int
@@ -314,7 +349,7 @@ def build_model(name: str, *, width: int, in_channels: int, n_classes: int, init
     n_classes : int
         Number of classes (>= 2).
     init_scale : float
-        Frobenius norm of the head weight (ignored by ``convnet_si_affine``).
+        Frobenius norm of the head weight (ignored by the affine variants).
 
     Returns
     -------

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from empirical.data import load_dataset
+from empirical.data import TRAIN_SIZES, load_dataset
 from empirical.monitor import summarize_records
 from empirical.nets import build_model
 from empirical.trainer import TrainConfig, Trainer
@@ -135,14 +135,26 @@ def build_trainer(spec: RunSpec, out: Path) -> Trainer:
             train_x=data.train_x.contiguous(memory_format=torch.channels_last),
             test_x=data.test_x.contiguous(memory_format=torch.channels_last),
         )
-    values = {name: getattr(spec, name) for name in _TRAIN_FIELDS}
-    if spec.epochs is not None:
-        if spec.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {spec.epochs}")
-        values["steps"] = spec.epochs * (1 if spec.full_batch else math.ceil(data.n_train / spec.batch_size))
+    values = {name: getattr(spec, name) for name in _TRAIN_FIELDS} | {"steps": spec_steps(spec, data.n_train)}
     trainer = Trainer(model, data, TrainConfig(**values), out)
     trainer.monitor.run_config["numerics"] = numerics
     return trainer
+
+
+def spec_steps(spec: RunSpec, n_train: int | None = None) -> int:
+    """The optimiser steps ``spec`` trains: ``spec.steps``, or with ``epochs`` ``E`` that many passes,
+    ``E·⌈n/B⌉`` minibatch steps (``E`` in full-batch mode).
+
+    ``n_train`` is the number of training samples (default: :data:`~empirical.data.TRAIN_SIZES` of ``spec.data``,
+    cut to ``train_subset``: what a plan knows before the data is read). ``ValueError`` for ``epochs < 1``.
+    """
+    if spec.epochs is None:
+        return spec.steps
+    if spec.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {spec.epochs}")
+    if n_train is None:
+        n_train = min(TRAIN_SIZES[spec.data], spec.train_subset or TRAIN_SIZES[spec.data])
+    return spec.epochs * (1 if spec.full_batch else math.ceil(n_train / spec.batch_size))
 
 
 def is_finished(out: Path) -> bool:

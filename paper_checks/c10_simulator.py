@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from paper_checks import c3_frequency
-from paper_checks.common import CheckContext, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Verdict
 from simulate.forecast import score_predictions
 from simulate.reduced import NOISE_GRID, held_out_rows
 
@@ -36,6 +36,11 @@ SETTINGS = {
     | _TOLERANCES
     for scale in ("tiny", "small", "paper")
 }
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """C3's grid (trained once, shared)."""
+    return c3_frequency.plan(settings)
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from paper_checks.common import CheckContext, Run, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from paper_checks.figures import four_panels
 
 CLAIM = "C1"
@@ -120,6 +120,11 @@ def periodic_verdict(numbers: dict, settings: dict) -> tuple[bool, str, dict]:
         passed &= value >= tolerance[limit]
         parts.append(text.format(value, tolerance[limit]))
     return bool(passed), "; ".join(parts), tolerance
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """The one run of the check."""
+    return [PlannedRun("the periodic run", settings["run"])]
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

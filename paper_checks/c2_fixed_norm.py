@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import paper_checks.c1_periodic as c1
-from paper_checks.common import CheckContext, Run, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from paper_checks.figures import draw_rho, positive, run_label, save_figure
 from simulate.detection import detect_destabilizations
 
@@ -52,6 +52,15 @@ def loss_spikes(run: Run, min_jump: float | None) -> int:
     """Destabilisations detected on the loss of ``run`` with smallest spike ``exp(min_jump)`` (None: the
     detector's noise threshold)."""
     return int(detect_destabilizations(run.series["loss"], "loss", min_jump=min_jump).size)
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """C1's free run, and the same run with ρ fixed at a value the free run decides."""
+    fixed = f"the {settings['fixed_norm_quantile']:.0%} quantile of the free run's ρ"
+    return [
+        PlannedRun("the free run (C1's)", settings["run"]),
+        PlannedRun("the same run with ρ fixed", settings["run"], derived={"fix_norm": fixed}),
+    ]
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

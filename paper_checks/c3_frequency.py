@@ -12,9 +12,11 @@ and compares the mean periods of the runs that share a product. C4 and C10 reuse
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from paper_checks.common import CheckContext, Run, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from simulate.analysis import frequency_slope
 from simulate.plots import plot_period_vs_lr_wd
 
@@ -25,6 +27,7 @@ HEADLINE = ("slope",)
 _SMALL_RUN = {"model": "convnet_si", "width": 8, "data": "digits", "batch_size": 128, "eval_points": 2}
 _PAPER_RUN = {"model": "convnet_si", "width": 32, "data": "cifar10", "batch_size": 128, "eval_points": 20}
 _TOLERANCES = {
+    "pair_test": True,  # whether the equal-ηλ pairs are compared (False: the slope only, and why is stated)
     "min_periods": 4,  # periods a run needs (after the transient) for its mean period to count
     "min_decades": 1.0,  # span of ηλ that the periodic runs must cover
     "slope_tolerance": 0.25,  # |slope − 1| allowed
@@ -60,22 +63,20 @@ SETTINGS = {
         ],
         **_TOLERANCES,
     },
-    # The paper's λ = 1e-3 with η ∈ {1, 0.03, 0.01, 0.001}, and each product again with η and λ factors swapped
-    # towards η·λ = (10η)(λ/10). η = 0.001 (ηλ = 1e-6) is not expected to be periodic within 1001 epochs (C7): it is
-    # reported and left out of the fit when it has too few periods.
+    # The paper's λ = 1e-3 at the learning rates whose runs are periodic in its Fig. 2 (η = 0.01, 0.03), and η = 0.1
+    # to reach a decade of ηλ (1e-5 … 1e-4); η = 1 (equilibrium) and η = 0.001 (no destabilisation in 1001 epochs)
+    # are C7's. η = 0.01 runs 2001 epochs (the paper ran small η longer) for ~9 periods of ≈ 222 epochs. Equal-ηλ
+    # pairs are not tested here: ±15 % at 2 standard errors needs ~70 periods a run (≈ 15 000 epochs at ηλ = 1e-5);
+    # the verdict computes that number from the measured scatter and says so.
     "paper": {
         "run": _PAPER_RUN,
         "grid": [
-            {"lr": 1.0, "wd": 1e-3, "epochs": 1001},
-            {"lr": 0.1, "wd": 1e-2, "epochs": 1001},
+            {"lr": 0.01, "wd": 1e-3, "epochs": 2001},
             {"lr": 0.03, "wd": 1e-3, "epochs": 1001},
-            {"lr": 0.3, "wd": 1e-4, "epochs": 1001},
-            {"lr": 0.01, "wd": 1e-3, "epochs": 1001},
-            {"lr": 0.1, "wd": 1e-4, "epochs": 1001},
-            {"lr": 0.001, "wd": 1e-3, "epochs": 1001},
+            {"lr": 0.1, "wd": 1e-3, "epochs": 1001},
         ],
         **_TOLERANCES,
-        "min_periods": 3,
+        "pair_test": False,
     },
 }
 
@@ -84,16 +85,46 @@ def measure_grid(ctx: CheckContext, settings: dict) -> list[Run]:
     """Train (or read back) every run of ``settings["grid"]``; each run's ``summary`` holds its periodicity
     (``events``, ``periods`` after the transient rule, ``period_measured``, ``frequency``, …).
 
-    Each run is ``ctx.spec(**settings["run"], **entry)`` for an entry of the grid; C3, C4 and C10 call this with
+    Each run is ``settings["run"]`` updated by an entry of the grid (:func:`plan`); C3, C4 and C10 call this with
     the same settings, so the runs are trained once and shared.
     """
-    return [ctx.train(ctx.spec(**settings["run"], **entry)) for entry in settings["grid"]]
+    return [ctx.train(ctx.spec(**planned.values)) for planned in plan(settings)]
 
 
 def equal_product_groups(lr_wd: np.ndarray) -> list[np.ndarray]:
     """Indices of the runs sharing each ηλ (to a relative 1e-9), for the products that occur more than once."""
     keys = np.round(np.log(lr_wd) / np.log(10), 9)
     return [np.flatnonzero(keys == k) for k in np.unique(keys) if np.count_nonzero(keys == k) > 1]
+
+
+def periods_for_pairs(rows: list[dict], counted: np.ndarray, tolerance: float) -> dict | None:
+    """What the equal-ηλ pair test needs: periods per run, and the steps a run takes at the shortest measured period.
+
+    Two runs of ``n`` periods each with scatter ``cv`` (std/mean of the periods) have a relative difference of mean
+    periods with standard error ``≈ cv·√(2/n)``; telling ``tolerance`` apart at two standard errors needs
+    ``n ≥ 2·(2·cv/tolerance)²``. ``cv`` is the median over the counted runs (``counted``, shape (n_runs,)). None
+    without counted runs.
+    """
+    if not counted.any():
+        return None
+    measured = [r for r, c in zip(rows, counted, strict=True) if c]
+    cv = float(np.median([r["period_std"] / r["period_measured"] for r in measured]))
+    n = math.ceil(2 * (2 * cv / tolerance) ** 2)
+    shortest = min(measured, key=lambda r: r["period_measured"])
+    return {
+        "period_cv": cv,
+        "periods_per_run": n,
+        "lr_wd": shortest["lr_wd"],
+        "steps_per_run": int(n * shortest["period_measured"]),
+    }
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """One run per entry of the grid (shared with C4 and C10)."""
+    return [
+        PlannedRun(f"grid: η={entry['lr']:g}, λ={entry['wd']:.3g}", settings["run"] | entry)
+        for entry in settings["grid"]
+    ]
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:
@@ -130,18 +161,33 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
             }
         )
     spreads = np.array([p["relative_difference"] for p in pairs])
-    # NaN (a run of the pair without enough periods) fails the comparison.
-    pairs_ok = bool(pairs) and bool(np.all(spreads <= settings["pair_tolerance"]))
+    needed = periods_for_pairs(rows, counted, settings["pair_tolerance"])
+    if settings["pair_test"]:
+        # NaN (a run of the pair without enough periods) fails the comparison.
+        pairs_ok = bool(pairs) and bool(np.all(spreads <= settings["pair_tolerance"]))
+        worst_pair = float(np.max(spreads)) if pairs and not np.isnan(spreads).any() else float("nan")
+        pair_text = (
+            f"equal-ηλ pairs differ by ≤ {worst_pair:.1%} in mean period (need ≤ {settings['pair_tolerance']:.0%}; "
+            + ", ".join(
+                f"ηλ={p['lr_wd']:.3g}: {p['relative_difference']:.1%} ± {p['standard_error']:.1%}" for p in pairs
+            )
+            + ")"
+        )
+    else:
+        pairs_ok = True
+        pair_text = "equal-ηλ pairs NOT TESTED at this scale (the slope only)" + (
+            ""
+            if needed is None
+            else f": at the measured scatter (std/mean {needed['period_cv']:.2f}) telling "
+            f"{settings['pair_tolerance']:.0%} apart at two standard errors needs ≥ {needed['periods_per_run']} "
+            f"periods a run, ≈ {needed['steps_per_run']:,} steps a run even at ηλ = {needed['lr_wd']:.3g}"
+        )
 
     plot_period_vs_lr_wd(rows, ctx.figure_path(CLAIM))
-    worst_pair = float(np.max(spreads)) if pairs and not np.isnan(spreads).any() else float("nan")
     summary = (
         f"slope {fit['slope']:.3f} (95% CI {fit['slope_ci'][0]:.2f}..{fit['slope_ci'][1]:.2f}; need |slope−1| ≤ "
         f"{settings['slope_tolerance']}) over {counted.sum()}/{len(rows)} periodic runs spanning {decades:.2f} "
-        f"decades of ηλ (need ≥ {settings['min_decades']}, ≥ {settings['min_periods']} periods each); equal-ηλ "
-        f"pairs differ by ≤ {worst_pair:.1%} in mean period (need ≤ {settings['pair_tolerance']:.0%}; "
-        + ", ".join(f"ηλ={p['lr_wd']:.3g}: {p['relative_difference']:.1%} ± {p['standard_error']:.1%}" for p in pairs)
-        + ")"
+        f"decades of ηλ (need ≥ {settings['min_decades']}, ≥ {settings['min_periods']} periods each); {pair_text}"
     )
     numbers = {
         "runs": [
@@ -168,6 +214,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         "n_points": fit["n_points"],
         "decades": decades,
         "pairs": pairs,
+        "pairs_need": needed,
     }
     tolerance = {key: settings[key] for key in _TOLERANCES}
     return Verdict(

@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from paper_checks import c3_frequency
-from paper_checks.common import CheckContext, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Verdict
 from simulate.analysis import predicted_periods
 from simulate.forecast import THRESHOLDS, period_inputs, period_predictions, score_predictions
 
@@ -44,7 +44,7 @@ SETTINGS = {
         "sharpness_every": every,
         **_TOLERANCES,
     }
-    for scale, index, every in (("tiny", 0, 5), ("small", 1, 10), ("paper", 0, 50))
+    for scale, index, every in (("tiny", 0, 5), ("small", 1, 10), ("paper", 1, 50))
 }
 
 
@@ -99,6 +99,12 @@ def _pooled(found: list[dict]) -> dict:
         np.concatenate([f["measured"][f["scored"]] for f in found]),
     )
     return scores | {"n_scored": int(sum(f["n_scored"] for f in found))}
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """C3's grid, and one of its runs again with s̃ measured."""
+    values = settings["run"] | settings["sharpness_run"] | {"sharpness_every": settings["sharpness_every"]}
+    return [*c3_frequency.plan(settings), PlannedRun("a grid run with s̃ measured", values)]
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

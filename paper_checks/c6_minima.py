@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from empirical.runs import build_trainer, run_id
-from paper_checks.common import CheckContext, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Verdict
 
 CLAIM = "C6"
 TITLE = "Minima of different periods differ, and an ensemble of period-end checkpoints beats its members"
@@ -59,10 +59,12 @@ SETTINGS = {
         "independent_seeds": [1, 2, 3],
         **_DECISION,
     },
+    # C1's periodic run (η = 0.03, ≈ 64-epoch periods in the paper: ~14 in 1001 epochs); three independent nets,
+    # each as long as the reference, are the baseline's cost
     "paper": {
-        "run": {**_RUN, "width": 32, "data": "cifar10", "lr": 1.0, "wd": 1e-3, "epochs": 200},
+        "run": {**_RUN, "width": 32, "data": "cifar10", "lr": 0.03, "wd": 1e-3, "epochs": 1001},
         "n_periods": 5,
-        "independent_seeds": [1, 2, 3, 4, 5],
+        "independent_seeds": [1, 2, 3],
         **_DECISION,
     },
 }
@@ -102,8 +104,9 @@ def evaluate_state(trainer, state: dict) -> tuple[torch.Tensor, dict]:
 
 def _states_at(ctx: CheckContext, spec, steps: list[int]) -> tuple[dict[int, dict], object]:
     """Repeat ``spec`` up to ``max(steps)`` and copy the model state at each step of ``steps`` (the weights before
-    that step's update). Returns the states and the trainer (its model, data and SI names)."""
-    short = spec.replace(steps=max(steps), eval_points=0)
+    that step's update). Returns the states and the trainer (its model, data and SI names). The replay copies at
+    chosen steps, so it starts from the beginning each time and writes no checkpoints."""
+    short = spec.replace(steps=max(steps), eval_points=0, checkpoint_every=0)
     trainer = build_trainer(short, ctx.out / "c6" / run_id(short))
     wanted, states = set(steps), {}
 
@@ -116,9 +119,25 @@ def _states_at(ctx: CheckContext, spec, steps: list[int]) -> tuple[dict[int, dic
 
 
 def _final_state(ctx: CheckContext, spec) -> dict:
+    """The model state at the end of ``spec`` (resumed from its checkpoint when an earlier attempt was cut short)."""
     trainer = build_trainer(spec.replace(eval_points=0), ctx.out / "c6" / run_id(spec.replace(eval_points=0)))
+    trainer.resume()
     trainer.run(progress=ctx.progress)
     return trainer.model.state_dict()
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """The reference run, its replay to copy weights at period ends and middles, and the independent seeds."""
+    independent = [
+        PlannedRun(f"independent net, seed {seed}", settings["run"] | {"seed": seed, "eval_points": 0})
+        for seed in settings["independent_seeds"]
+    ]
+    replay = {"steps": "up to the reference's last destabilisation (at most its steps)"}
+    return [
+        PlannedRun("the reference run", settings["run"]),
+        PlannedRun("its replay, weights copied", settings["run"] | {"eval_points": 0}, derived=replay),
+        *independent,
+    ]
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

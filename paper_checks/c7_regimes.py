@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 import theory
 from paper_checks.c1_periodic import loss_ratio
-from paper_checks.common import CheckContext, Run, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from paper_checks.figures import draw_phase, draw_rho, run_label, save_figure
 
 CLAIM = "C7"
@@ -86,6 +86,13 @@ def equilibrium_numbers(run: Run) -> dict:
         "angular_update_theory": angle_theory,
         "angular_update_ratio": angle_rms / angle_theory,
     }
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """One run per regime."""
+    return [
+        PlannedRun(f"expected {EXPECTED[name]}", settings["base"] | values) for name, values in settings["runs"].items()
+    ]
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

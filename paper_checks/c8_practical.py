@@ -7,14 +7,15 @@ into account (the jump floor of :mod:`simulate.destabilization` is in steps of t
 reported but not judged: augmentation makes the minibatch loss noisy, and the claim here is only that the periods
 persist.
 
-At paper scale: ResNet-18 on CIFAR-100 (non-affine BN in this net; every parameter, the head included, is trained
-through ``noninv_lr = lr``).
+At paper scale: the affine pre-activation ResNet-18 (:class:`empirical.nets.ResNet18SIAffine`, the official
+``ResNet18SIAf``: every parameter, BN's γ/β and the head included, trained at η with weight decay λ) on CIFAR-100 with
+the standard crop-and-flip augmentation.
 """
 
 from __future__ import annotations
 
 from paper_checks.c1_periodic import periodic_numbers, periodic_verdict
-from paper_checks.common import CheckContext, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Verdict
 from paper_checks.figures import four_panels
 
 CLAIM = "C8"
@@ -41,13 +42,20 @@ SETTINGS = {
         "jump_window": 20,
         **_TOLERANCES,
     },
+    # ηλ/(1−β) = 5e-4: periods of ~4 epochs by the paper's mean periods, so 301 epochs give dozens and the jump is
+    # looked for within one epoch
     "paper": {
-        "run": {"model": "resnet18_si", "width": 64, "data": "cifar100", "lr": 0.1, "wd": 5e-4, "noninv_lr": 0.1,
-                "epochs": 1001, **_PRACTICAL},
-        "jump_window": 1173,
+        "run": {"model": "resnet18_si_affine", "width": 64, "data": "cifar100", "lr": 0.1, "wd": 5e-4,
+                "epochs": 301, **_PRACTICAL},
+        "jump_window": 391,
         **_TOLERANCES,
     },
 }  # fmt: skip
+
+
+def plan(settings: dict) -> list[PlannedRun]:
+    """The one run of the check."""
+    return [PlannedRun("the practical-setting run", settings["run"])]
 
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 import theory
 from empirical.runs import build_trainer, run_id
-from paper_checks.common import CheckContext, Verdict
+from paper_checks.common import CheckContext, PlannedRun, Verdict
 
 CLAIM = "C9"
 TITLE = "The symmetry (η, λ, ρ₀) → (cη, λ/c, √c·ρ₀) leaves every direction w/ρ of a real net unchanged"
@@ -70,7 +70,9 @@ SETTINGS = {
 
 def _directions(ctx: CheckContext, spec, si_scale: float, settings: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Train ``spec`` with its initial SI weights multiplied by ``si_scale``; return the recorded steps and the SI
-    directions ``ŵ_t = w_t/ρ_t`` after those steps, shape (n_recorded, n_si_weights), float64."""
+    directions ``ŵ_t = w_t/ρ_t`` after those steps, shape (n_recorded, n_si_weights), float64. A replay that reads
+    every step starts from the beginning each time, so it writes no checkpoints."""
+    spec = spec.replace(checkpoint_every=0)
     trainer = build_trainer(spec, ctx.out / "c9" / f"{run_id(spec)}-{name}")
     if settings["bn_eps"] == "tiny":
         for module in trainer.model.modules():
@@ -91,20 +93,32 @@ def _directions(ctx: CheckContext, spec, si_scale: float, settings: dict, name: 
     return np.array(steps), np.array(directions)
 
 
+def plan(settings: dict) -> list[PlannedRun]:
+    """The reference, its image under the symmetry and the control (see :func:`run`)."""
+    return [PlannedRun(name, values) for name, (values, _) in _variants(settings).items()]
+
+
+def _variants(settings: dict) -> dict[str, tuple[dict, float]]:
+    """``{name: (RunSpec fields, factor of the initial SI weights)}`` of the reference ``(η, λ, ρ₀)``, its symmetric
+    image ``(cη, λ/c, √c·ρ₀)`` and the control ``(cη, λ, √c·ρ₀)``."""
+    base, c = settings["run"], settings["scale"]
+    lr_c, wd_c, root_c = (float(v) for v in theory.symmetric_config(base["lr"], base["wd"], 1.0, c))
+    return {
+        "reference": (base, 1.0),
+        "symmetric": (base | {"lr": lr_c, "wd": wd_c}, root_c),
+        "control": (base | {"lr": lr_c}, root_c),
+    }
+
+
 def run(ctx: CheckContext, settings: dict) -> Verdict:
     """Train the reference net, its symmetric image and a non-symmetric control; compare their directions.
 
     The verdict passes when ``max_t ‖ŵ_t − ŵ'_t‖ ≤ max_direction_gap`` for the symmetric map and
     ``max_t ‖ŵ_t − ŵ^ctl_t‖ ≥ min_control_gap`` for the control ``(cη, λ, √c·ρ₀)``.
     """
-    base = ctx.spec(**settings["run"])
-    c = settings["scale"]
-    lr_c, wd_c, root_c = (float(v) for v in theory.symmetric_config(base.lr, base.wd, 1.0, c))
-    variants = {
-        "reference": (base, 1.0),
-        "symmetric": (base.replace(lr=lr_c, wd=wd_c), root_c),
-        "control": (base.replace(lr=lr_c), root_c),
-    }
+    variants = {name: (ctx.spec(**values), si_scale) for name, (values, si_scale) in _variants(settings).items()}
+    (base, _), (symmetric, root_c) = variants["reference"], variants["symmetric"]
+    c, lr_c, wd_c = settings["scale"], symmetric.lr, symmetric.wd
     steps, directions = {}, {}
     for name, (spec, si_scale) in variants.items():
         steps[name], directions[name] = _directions(ctx, spec, si_scale, settings, name)

@@ -255,6 +255,12 @@ def _check(args: argparse.Namespace) -> int:
         checks = select(args.claims.split(",") if args.claims else None)
     except ValueError as error:
         raise UsageError(f"--claims: {error}") from None
+    if args.plan:  # trains nothing, so it needs neither the GPU nor the data
+        from paper_checks.plan import format_plan, plan_checks
+
+        ctx = CheckContext(out=args.out, scale=args.scale, device=args.device, data=args.data)
+        print(format_plan(plan_checks(checks, ctx), args.scale))
+        return 0
     device = _resolve_device(args.device)
     if args.scale == "paper":
         if device != "cuda" and args.device != "cpu":
@@ -321,7 +327,11 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Add every ``bnwd train`` option except ``--lr``, ``--wd``, ``--seed``, ``--out`` and ``--resume`` (shared with
     ``bnwd sweep``, where those become grids or are implied); their ``dest`` names are the
     :class:`~empirical.runs.RunSpec` fields."""
-    parser.add_argument("--model", choices=("convnet_si", "convnet_si_affine", "resnet18_si"), default="convnet_si")
+    parser.add_argument(
+        "--model",
+        choices=("convnet_si", "convnet_si_affine", "resnet18_si", "resnet18_si_affine"),
+        default="convnet_si",
+    )
     parser.add_argument("--width", type=_positive_int, default=8, help="channels of the first block (default: 8)")
     parser.add_argument(
         "--data", choices=("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic"), default="digits"
@@ -450,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", type=Path, default=None, help="folder of the data files (CIFAR: required)")
     check.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     check.add_argument("--quiet", action="store_true", help="no progress bars")
+    check.add_argument(
+        "--plan",
+        action="store_true",
+        help="train nothing: list each claim's runs with their steps, ηλ and the periods expected, and the totals",
+    )
     check.add_argument("--out", type=Path, default=Path("runs/check"), help="output folder (default: %(default)s)")
     check.set_defaults(run=_check)
 

@@ -7,6 +7,8 @@ A check is a module ``paper_checks/cN_<name>.py`` defining
   tests, seconds; ``small``: ``bnwd check`` on 2 CPU cores, minutes; ``paper``: the paper's setting, a GPU),
 - ``run(ctx: CheckContext, settings: dict) -> Verdict``: measure, decide against the tolerances stated in
   ``settings`` (and in the verdict), draw its figure at ``ctx.figure_path(CLAIM)``;
+- ``plan(settings: dict) -> list[PlannedRun]``: every run ``run`` will train at those settings, before it trains
+  (``bnwd check --plan``; a test holds each check to it at the tiny scale);
 - optionally ``DETECTOR_BAND``: a sentence saying why the verdict is not recomputed across the detector's
   sensitivity band (a check that detects nothing, or one whose every setting would cost a new run). Every other
   check runs once per setting of :data:`simulate.destabilization.SENSITIVITY_BAND` (its runs' summaries at that
@@ -15,7 +17,7 @@ A check is a module ``paper_checks/cN_<name>.py`` defining
 
 Runs go through :meth:`CheckContext.train`, which keeps each run in ``<out>/runs/<run_id>/``: checks that ask for
 the same :class:`~empirical.runs.RunSpec` share one run, and a second ``bnwd check`` on the same folder trains
-nothing it has already trained.
+nothing it has already trained and resumes an interrupted run from its last checkpoint (:data:`CHECKPOINT_EVERY`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,26 @@ from empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run
 from simulate.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, DetectorSettings
 
 SCALES = ("tiny", "small", "paper")
+
+CHECKPOINT_EVERY = {"tiny": 50, "small": 1000, "paper": 3910}
+"""Steps between the checkpoints of a check's runs at each scale: a ``bnwd check`` stopped by a crash resumes each
+unfinished run from its last one (paper: every 10 CIFAR epochs, seconds of a GPU's time; tiny: often enough for the
+tests to go through the checkpoint path)."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run a check will train, named before it trains.
+
+    ``role`` says what the check uses it for; ``values`` are its :class:`~empirical.runs.RunSpec` fields as the
+    settings give them (the context's device and data applied later); ``derived`` maps each field that only an
+    earlier run decides to how it is found (e.g. ``{"fix_norm": "the median ρ of the free run"}``): such a run has
+    no id until then, and its ``values`` hold what is known (for ``steps``, an upper bound).
+    """
+
+    role: str
+    values: dict
+    derived: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -101,7 +123,9 @@ class CheckContext:
     read: dict = field(default_factory=dict, repr=False)
 
     def spec(self, **values) -> RunSpec:
-        """A :class:`RunSpec` from ``values`` with this context's device and data choices applied."""
+        """A :class:`RunSpec` from ``values`` with this context's device and data choices applied, checkpointing
+        every :data:`CHECKPOINT_EVERY` steps of its scale unless ``values`` say otherwise."""
+        values.setdefault("checkpoint_every", CHECKPOINT_EVERY[self.scale])
         if self.data is not None:
             values["data"] = self.data
         if self.data_dir is not None:

@@ -27,9 +27,10 @@ def test_every_check_states_its_scales():
         assert module.CLAIM in ("C5", "C6", "C9") and module.TITLE
 
 
-def test_c9_symmetric_map_keeps_directions_and_a_broken_map_does_not(tmp_path, monkeypatch):
-    ctx = CheckContext(out=tmp_path, device="cpu")
+def test_c9_symmetric_map_keeps_directions_and_a_broken_map_does_not(tmp_path, monkeypatch, as_planned):
+    ctx = CheckContext(out=tmp_path, scale="tiny", device="cpu")
     verdict = timed(c9, ctx, c9.SETTINGS["tiny"])
+    as_planned(c9, c9.SETTINGS["tiny"], ctx, verdict)
     numbers = verdict.numbers
     assert verdict.passed, verdict.summary
     assert numbers["max_direction_gap_symmetric"] <= c9.SETTINGS["tiny"]["max_direction_gap"]
@@ -42,16 +43,17 @@ def test_c9_symmetric_map_keeps_directions_and_a_broken_map_does_not(tmp_path, m
 
     # a map that forgets to divide λ by c: the "symmetric" net is then the control, and the check must fail
     monkeypatch.setattr(c9.theory, "symmetric_config", lambda lr, wd, rho, scale: (scale * lr, wd, rho * scale**0.5))
-    broken = timed(c9, CheckContext(out=tmp_path / "broken", device="cpu"), c9.SETTINGS["tiny"])
+    broken = timed(c9, CheckContext(out=tmp_path / "broken", scale="tiny", device="cpu"), c9.SETTINGS["tiny"])
     assert not broken.passed
     assert broken.numbers["max_direction_gap_symmetric"] == broken.numbers["max_direction_gap_control"]
 
 
 @pytest.mark.slow
-def test_c5_numbers_are_the_runs_and_no_destabilisation_fails(tmp_path):
-    ctx = CheckContext(out=tmp_path, device="cpu")
+def test_c5_numbers_are_the_runs_and_no_destabilisation_fails(tmp_path, as_planned):
+    ctx = CheckContext(out=tmp_path, scale="tiny", device="cpu")
     settings = c5.SETTINGS["tiny"]
     verdict = timed(c5, ctx, settings)
+    as_planned(c5, settings, ctx, verdict)
     run = ctx.train(ctx.spec(**settings["run"]))
     threshold = 2 * (1 - run.spec.lr * run.spec.wd)
     assert verdict.numbers["threshold"] == pytest.approx(run.summary["elr_times_sharpness_threshold"])
@@ -87,7 +89,7 @@ def test_c5_numbers_are_the_runs_and_no_destabilisation_fails(tmp_path):
         assert [e["event"] for e in verdict.numbers["minibatch"][name]["per_event"]] == minibatch.summary["events"]
 
     # without weight decay η̃ only falls: no destabilisation, so the "≥ N events" requirement fails
-    calm = timed(c5, CheckContext(out=tmp_path / "calm", device="cpu"), _tiny(c5, run={"wd": 0.0}))
+    calm = timed(c5, CheckContext(out=tmp_path / "calm", scale="tiny", device="cpu"), _tiny(c5, run={"wd": 0.0}))
     assert calm.numbers["n_events"] == 0
     assert not calm.passed
 
@@ -107,10 +109,11 @@ def test_cosine_matrix_is_symmetric_with_unit_diagonal():
 
 
 @pytest.mark.slow
-def test_c6_numbers_match_a_direct_evaluation(tmp_path):
-    ctx = CheckContext(out=tmp_path, device="cpu")
+def test_c6_numbers_match_a_direct_evaluation(tmp_path, as_planned):
+    ctx = CheckContext(out=tmp_path, scale="tiny", device="cpu")
     settings = c6.SETTINGS["tiny"]
     verdict = timed(c6, ctx, settings)
+    as_planned(c6, settings, ctx, verdict)
     numbers = verdict.numbers
     assert numbers["rerun_rho_max_relative_error"] <= settings["reproduce_rtol"]
     n = settings["n_periods"]
@@ -136,7 +139,7 @@ def test_c6_numbers_match_a_direct_evaluation(tmp_path):
 
 
 def test_c6_fails_without_enough_periods(tmp_path):
-    ctx = CheckContext(out=tmp_path, device="cpu")
+    ctx = CheckContext(out=tmp_path, scale="tiny", device="cpu")
     verdict = timed(c6, ctx, _tiny(c6, run={"steps": 20}))
     assert not verdict.passed
     assert verdict.numbers["n_events"] < verdict.tolerance["min_events"]

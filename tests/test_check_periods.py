@@ -22,7 +22,7 @@ from paper_checks.common import CheckContext, timed
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     """One output folder for the module: C4 and C10 read back C3's tiny runs instead of training them again."""
-    return CheckContext(out=tmp_path_factory.mktemp("checks"), device="cpu")
+    return CheckContext(out=tmp_path_factory.mktemp("checks"), scale="tiny", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +38,11 @@ def _run_files(ctx, settings, entry):
 
 
 @pytest.mark.slow  # trains the four tiny runs that the other tests of this module read back (~15 s on 2 idle cores)
-def test_c3_verdict_comes_from_the_runs(ctx, verdict3):
+def test_c3_verdict_comes_from_the_runs(ctx, verdict3, as_planned):
     settings = c3.SETTINGS["tiny"]
     assert verdict3.claim == "C3" and (ctx.out / verdict3.figure).exists()
     assert len(verdict3.runs) == len(settings["grid"])
+    as_planned(c3, settings, ctx, verdict3)
     periods, lr_wd = [], []
     for entry, reported in zip(settings["grid"], verdict3.numbers["runs"], strict=True):
         _, summary = _run_files(ctx, settings, entry)
@@ -75,6 +76,23 @@ def test_c3_verdict_comes_from_the_runs(ctx, verdict3):
     assert verdict3.tolerance["slope_tolerance"] == settings["slope_tolerance"]
 
 
+def test_c3_slope_only_says_what_the_pairs_would_need(ctx, verdict3):
+    """At a scale where the pair test cannot be powered (paper) the verdict is the slope's, and it says why, with the
+    periods a pair would need computed from the runs' own scatter."""
+    settings = {**c3.SETTINGS["tiny"], "pair_test": False}
+    verdict = c3.run(ctx, settings)
+    runs = [r for r in verdict.numbers["runs"] if r["counted"]]
+    cv = float(np.median([r["period_std"] / r["period"] for r in runs]))
+    need = verdict.numbers["pairs_need"]
+    assert need["period_cv"] == pytest.approx(cv)
+    assert need["periods_per_run"] == math.ceil(2 * (2 * cv / settings["pair_tolerance"]) ** 2)
+    assert need["steps_per_run"] == int(need["periods_per_run"] * min(r["period"] for r in runs))
+    assert "NOT TESTED" in verdict.summary and f"≥ {need['periods_per_run']} periods a run" in verdict.summary
+    decades_ok = verdict.numbers["decades"] >= settings["min_decades"] - 1e-9
+    assert verdict.passed == (decades_ok and abs(verdict.numbers["slope"] - 1) <= settings["slope_tolerance"])
+    assert c3.SETTINGS["paper"]["pair_test"] is False and c3.SETTINGS["small"]["pair_test"] is True
+
+
 def test_c3_equal_products_alone_cannot_give_a_slope(ctx, verdict3):
     """The two runs with ηλ = 0.02 (already trained for the tiny grid) span no decade: the claim cannot hold."""
     settings = {**c3.SETTINGS["tiny"], "grid": c3.SETTINGS["tiny"]["grid"][:2]}
@@ -83,9 +101,10 @@ def test_c3_equal_products_alone_cannot_give_a_slope(ctx, verdict3):
     assert not verdict.passed
 
 
-def test_c4_predicts_each_period_from_its_first_quarter(ctx, verdict3):
+def test_c4_predicts_each_period_from_its_first_quarter(ctx, verdict3, as_planned):
     settings = c4.SETTINGS["tiny"]
     verdict = timed(c4, ctx, settings)
+    as_planned(c4, settings, ctx, verdict)
     assert (ctx.out / verdict.figure).exists()
     # the theory's prediction, recomputed from the s̃ run's records: nothing after each period's horizon
     spec = ctx.spec(**settings["run"], **settings["sharpness_run"], sharpness_every=settings["sharpness_every"])
@@ -131,9 +150,10 @@ def test_c4_predicts_each_period_from_its_first_quarter(ctx, verdict3):
     assert set(verdict3.runs) < set(verdict.runs)  # C3's runs read back, and the s̃ run besides
 
 
-def test_c10_holds_out_each_product_and_compares_with_the_baseline(ctx, verdict3):
+def test_c10_holds_out_each_product_and_compares_with_the_baseline(ctx, verdict3, as_planned):
     settings = c10.SETTINGS["tiny"]
     verdict = timed(c10, ctx, settings)
+    as_planned(c10, settings, ctx, verdict)
     assert (ctx.out / verdict.figure).exists()
     numbers = verdict.numbers
     if "runs" not in numbers:  # fewer than two products with enough periods: nothing to hold out
@@ -175,7 +195,7 @@ def test_fixed_norm_runs_fail_every_period_check(tmp_path):
     tiny = c3.SETTINGS["tiny"]
     run_fields = {**tiny["run"], "fix_norm": 0.0}
     grid = [{**entry, "steps": 60} for entry in tiny["grid"][::2]]
-    ctx = CheckContext(out=tmp_path, device="cpu")
+    ctx = CheckContext(out=tmp_path, scale="tiny", device="cpu")
     verdicts = [
         c3.run(ctx, {**tiny, "run": run_fields, "grid": grid}),
         c4.run(ctx, {**c4.SETTINGS["tiny"], "run": run_fields, "grid": grid, "sharpness_run": grid[0]}),

@@ -21,7 +21,7 @@ from simulate.detection import detect_destabilizations
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory) -> CheckContext:
     """One output folder for the module: checks asking for the same spec share its run, as in ``bnwd check``."""
-    return CheckContext(out=tmp_path_factory.mktemp("checks"), device="cpu")
+    return CheckContext(out=tmp_path_factory.mktemp("checks"), scale="tiny", device="cpu")
 
 
 def _files(ctx: CheckContext, run_id: str) -> tuple[dict, list[dict]]:
@@ -74,10 +74,13 @@ def _assert_periodic_verdict(verdict, ctx: CheckContext, settings: dict) -> None
     assert (Path(ctx.out) / verdict.figure).is_file()
 
 
-def test_c1_verdict_is_computed_from_the_run(ctx):
+def test_c1_verdict_is_computed_from_the_run(ctx, as_planned):
     settings = c1.SETTINGS["tiny"]
     verdict = timed(c1, ctx, settings)
     assert len(verdict.runs) == 1
+    as_planned(c1, settings, ctx, verdict)
+    # a check's run checkpoints on its scale's schedule (tiny: often, so the tests go through that path)
+    assert (ctx.out / "runs" / verdict.runs[0] / "checkpoint.pt").is_file()
     _assert_periodic_verdict(verdict, ctx, settings)
     assert verdict.detector_band["default"]["passed"], verdict.summary
     assert json.dumps(verdict.to_json())
@@ -90,9 +93,10 @@ def test_c1_fails_with_the_norm_fixed(ctx):
     assert math.isnan(verdict.numbers["rho_jump"]) or verdict.numbers["rho_jump"] == pytest.approx(1.0, abs=1e-5)
 
 
-def test_c2_counts_come_from_both_summaries_and_share_c1s_run(ctx):
+def test_c2_counts_come_from_both_summaries_and_share_c1s_run(ctx, as_planned):
     settings = c2.SETTINGS["tiny"]
     verdict = timed(c2, ctx, settings)
+    as_planned(c2, settings, ctx, verdict)
     free_id = timed(c1, ctx, c1.SETTINGS["tiny"]).runs[0]
     assert free_id in verdict.runs and len(verdict.runs) == 2
     (fixed_id,) = set(verdict.runs) - {free_id}
@@ -119,9 +123,10 @@ def test_c2_counts_come_from_both_summaries_and_share_c1s_run(ctx):
     assert verdict.detector_band["default"]["passed"] == passed
 
 
-def test_c7_regimes_and_equilibrium_numbers_match_the_files(ctx):
+def test_c7_regimes_and_equilibrium_numbers_match_the_files(ctx, as_planned):
     settings = c7.SETTINGS["tiny"]
     verdict = timed(c7, ctx, settings)
+    as_planned(c7, settings, ctx, verdict)
     by_lr_wd = {}
     for run_id in verdict.runs:
         summary, records = _files(ctx, run_id)
@@ -161,9 +166,10 @@ def test_c7_fails_when_the_runs_are_in_the_wrong_regimes(ctx):
     assert not verdict.passed
 
 
-def test_c8_verdict_is_computed_from_the_run(ctx):
+def test_c8_verdict_is_computed_from_the_run(ctx, as_planned):
     settings = c8.SETTINGS["tiny"]
     verdict = timed(c8, ctx, settings)
+    as_planned(c8, settings, ctx, verdict)
     _assert_periodic_verdict(verdict, ctx, settings)
     assert verdict.numbers["regime"] == _files(ctx, verdict.runs[0])[0]["regime"]
 

