@@ -46,12 +46,16 @@ def conv_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
     return 3.0 * total
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """GFLOP/s of a float32 ``n``×``n`` matmul on ``device`` (TF32 as the process has set it)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     a @ b
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync()
     return 2.0 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "DATASETS",
     "FASHION_MNIST_DIR",
     "IDX_FILES",
+    "SEEDED",
     "TRAIN_SIZES",
     "DataError",
     "Dataset",
@@ -70,6 +71,9 @@ TRAIN_SIZES = {
 }
 """Training samples of each dataset as :func:`load_dataset` returns it (``synthetic`` at its default size): what a
 plan counts epochs in before any file is read."""
+
+SEEDED = ("digits", "synthetic")
+"""The datasets whose content depends on ``seed`` (the digits split, the synthetic draw); the others are files."""
 
 AUGMENTATION = {
     "digits": (1, False),

@@ -2,8 +2,9 @@
 
 :class:`RunSpec` holds everything that decides a run's numbers (model, data, every :class:`TrainConfig` field);
 :func:`run_id` hashes it, so that sweeps and checks can put each run in ``<root>/<run_id>/`` and skip or resume it
-later. :func:`train_run` is the one way to execute a spec (``bnwd train``, ``bnwd sweep`` and the paper checks);
-:func:`read_run` reads a finished run folder back, its summary computed from its records.
+later. :func:`train_run` is the one way to execute a spec (``bnwd train``, ``bnwd sweep`` and the paper checks), and
+:func:`train_runs` the way to execute several, those that can be trained together (:mod:`empirical.batched`) in one
+computation; :func:`read_run` reads a finished run folder back, its summary computed from its records.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from empirical.data import TRAIN_SIZES, load_dataset
+from empirical.batched import train_together
+from empirical.data import SEEDED, TRAIN_SIZES, load_dataset
 from empirical.monitor import summarize_records
 from empirical.nets import build_model
 from empirical.trainer import TrainConfig, Trainer
@@ -105,11 +107,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def build_trainer(spec: RunSpec, out: Path) -> Trainer:
+def build_trainer(spec: RunSpec, out: Path, *, loaded: dict | None = None) -> Trainer:
     """Seed torch, load the data, build the model and return its :class:`Trainer` writing to ``out``.
 
-    Raises ``ValueError`` (or :class:`~empirical.data.DataError`, a subclass) for a spec that cannot run: unknown
-    model or data, missing files, CUDA asked for but absent, bad hyper-parameters.
+    ``loaded``, if given, keeps the datasets loaded by earlier calls (keyed by what decides them), so that runs
+    trained together share one copy. Raises ``ValueError`` (or :class:`~empirical.data.DataError`, a subclass) for
+    a spec that cannot run: unknown model or data, missing files, CUDA asked for but absent, bad hyper-parameters.
     """
     device = resolve_device(spec.device)
     # before any CUDA work (cuBLAS reads its workspace setting once); CPU float32 is strict and deterministic already
@@ -118,7 +121,13 @@ def build_trainer(spec: RunSpec, out: Path) -> Trainer:
     if spec.dtype not in dtypes:
         raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {spec.dtype!r}")
     torch.manual_seed(spec.seed)
-    data = load_dataset(spec.data, data_dir=spec.data_dir, device=device, dtype=dtypes[spec.dtype], seed=spec.seed)
+    key = (spec.data, spec.data_dir, device, spec.dtype, spec.seed if spec.data in SEEDED else None)
+    loaded = {} if loaded is None else loaded
+    if key not in loaded:
+        loaded[key] = load_dataset(
+            spec.data, data_dir=spec.data_dir, device=device, dtype=dtypes[spec.dtype], seed=spec.seed
+        )
+    data = loaded[key]
     if spec.train_subset is not None:
         if not 1 <= spec.train_subset <= data.n_train:
             raise ValueError(f"train_subset must be in 1..{data.n_train} for {spec.data}, got {spec.train_subset}")
@@ -198,7 +207,14 @@ def train_run(spec: RunSpec, out: Path, *, progress: bool = False) -> None:
     ``out/spec.json`` records the spec and its id; a folder holding another spec's run is refused (``ValueError``)
     rather than mixed. :func:`read_run` reads the result.
     """
-    out = Path(out)
+    trainer = _open_run(spec, Path(out))
+    if trainer is not None:
+        trainer.run(progress=progress)
+
+
+def _open_run(spec: RunSpec, out: Path, loaded: dict | None = None) -> Trainer | None:
+    """The trainer of ``spec`` in ``out``, resumed from its checkpoint if it has one; None for a run finished
+    there. ``ValueError`` for a folder of another run (see :func:`train_run`)."""
     record = {"run_id": run_id(spec), **asdict(spec)}
     spec_path = out / "spec.json"
     if spec_path.exists():
@@ -206,9 +222,39 @@ def train_run(spec: RunSpec, out: Path, *, progress: bool = False) -> None:
         if existing.get("run_id") != record["run_id"]:
             raise ValueError(f"{out} holds run {existing.get('run_id')}, not {record['run_id']}")
         if is_finished(out):
-            return
-    trainer = build_trainer(spec, out)
+            return None
+    trainer = build_trainer(spec, out, loaded=loaded)
     out.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     trainer.resume()
-    trainer.run(progress=progress)
+    return trainer
+
+
+_TOGETHER_KEY = (
+    "model", "width", "data", "data_dir", "train_subset", "batch_size", "full_batch", "dtype", "device",
+    "channels_last", "allow_tf32",
+)  # fmt: skip
+"""The fields runs must share to be trained together: one architecture, batches of one size on one device."""
+
+
+def together_groups(specs: list[RunSpec], size: int) -> list[list[int]]:
+    """Indices of ``specs`` in groups that can be trained together (equal :data:`_TOGETHER_KEY` fields), each of at
+    most ``size`` members, in the order of ``specs``; ``size`` 1 gives one group per run."""
+    if size < 1:
+        raise ValueError(f"the group size must be >= 1, got {size}")
+    by_key: dict[tuple, list[int]] = {}
+    for i, spec in enumerate(specs):
+        by_key.setdefault(tuple(getattr(spec, name) for name in _TOGETHER_KEY), []).append(i)
+    return [members[j : j + size] for members in by_key.values() for j in range(0, len(members), size)]
+
+
+def train_runs(runs: list[tuple[RunSpec, Path]], *, together: int = 8, progress: bool = False) -> None:
+    """Train every ``(spec, out)`` as :func:`train_run` would, up to ``together`` of them at once
+    (:func:`together_groups`, :func:`empirical.batched.train_together`); finished runs are left as they are."""
+    loaded: dict = {}
+    for group in together_groups([spec for spec, _ in runs], together):
+        trainers = [t for t in (_open_run(runs[i][0], Path(runs[i][1]), loaded) for i in group) if t is not None]
+        if len(trainers) == 1:
+            trainers[0].run(progress=progress)
+        elif trainers:
+            train_together(trainers, progress=progress)

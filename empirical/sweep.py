@@ -1,13 +1,16 @@
 """A grid of training runs on Dask: expand it, run each config once, summarise them all in one table and figure.
 
-Every run is a :mod:`dask.distributed` task that calls :func:`empirical.runs.train_run` into ``<out>/<run_id>/``.
-That folder is the run's only state, which makes the sweep safe to interrupt and to repeat:
+Every run is a :mod:`dask.distributed` task that calls :func:`empirical.runs.train_run` into ``<out>/<run_id>/``
+(with ``together`` K > 1, runs that can take their steps together form tasks of up to K runs trained as one
+computation, :func:`empirical.runs.train_runs`). That folder is the run's only state, which makes the sweep safe to
+interrupt and to repeat:
 
 * a run is finished exactly when its ``summary.json`` exists (the trainer writes it last, atomically); a sweep
   started again submits only the unfinished runs, and ``train_run`` resumes those from ``checkpoint.pt``
   (``checkpoint_every > 0``) or starts them over, overwriting the partial records;
-* the task key is the run id with the sweep folder's, so the scheduler holds at most one task per run folder,
-  even for two sweeps started at once into the same folder; a task whose worker dies is rescheduled by the
+* the task key is the run id (the group's ids) with the sweep folder's, so the scheduler holds at most one task per
+  run folder, even for two sweeps of one grid started at once into the same folder (two different grids grouped
+  differently into one folder at once could train a run twice); a task whose worker dies is rescheduled by the
   scheduler (up to ``distributed.scheduler.allowed-failures`` deaths) and one that raises is retried ``retries``
   times, both into the same folder;
 * the table has one row per run id, read from the folders, not from the task results.
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from empirical.runs import RunSpec, is_finished, read_run, run_id, train_run
+from empirical.runs import RunSpec, is_finished, read_run, run_id, together_groups, train_runs
 from simulate.analysis import frequency_slope_band
 from simulate.plots import plot_period_vs_lr_wd
 from simulate.records import write_rows_csv
@@ -179,8 +182,11 @@ def open_client(scheduler: str | None = None, workers: int | None = None, timeou
         yield client
 
 
-def run_sweep(specs: list[RunSpec], out: Path, client, *, retries: int = RETRIES, progress: bool = True) -> SweepResult:
-    """Run every unfinished spec as a task on ``client``'s cluster, each into ``out/<run_id>/``.
+def run_sweep(
+    specs: list[RunSpec], out: Path, client, *, together: int = 1, retries: int = RETRIES, progress: bool = True
+) -> SweepResult:
+    """Run every unfinished spec on ``client``'s cluster, each into ``out/<run_id>/``: one task a run, or with
+    ``together`` K > 1 one task a group of up to K runs trained together (:func:`empirical.runs.together_groups`).
 
     Parameters
     ----------
@@ -190,6 +196,8 @@ def run_sweep(specs: list[RunSpec], out: Path, client, *, retries: int = RETRIES
         Sweep folder.
     client : distributed.Client
         Where the tasks run.
+    together : int
+        Most runs a task trains as one computation (1: each run its own task).
     retries : int
         Re-runs of a task that raised; a task whose worker died is rescheduled by the scheduler regardless.
     progress : bool
@@ -208,24 +216,24 @@ def run_sweep(specs: list[RunSpec], out: Path, client, *, retries: int = RETRIES
     # One key per (run, sweep folder): the scheduler never holds two tasks for one run folder, and two sweeps
     # into different folders that share a config do not share a task (each writes its own folder).
     folder = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:8]
-    futures = {
-        client.submit(
-            train_run, spec, out / run_id(spec), key=f"bnwd-run-{run_id(spec)}-{folder}", retries=retries
-        ): run_id(spec)
-        for spec in todo
-    }
+    futures = {}
+    for group in together_groups(todo, together):
+        ids = [run_id(todo[i]) for i in group]
+        key = f"bnwd-run-{'-'.join(ids)}-{folder}"
+        runs = [(todo[i], out / rid) for i, rid in zip(group, ids, strict=True)]
+        futures[client.submit(train_runs, runs, together=together, key=key, retries=retries)] = ids
     with tqdm(total=len(specs), initial=len(result.skipped), disable=not progress, desc="runs", unit="run") as bar:
         for future in as_completed(futures, loop=client.loop):
-            rid = futures[future]
+            ids = futures[future]
             if future.status == "finished":
-                result.trained.append(rid)
+                result.trained.extend(ids)
             elif future.status == "error":  # raised more than `retries` times, or its worker died too often
                 error = future.exception()
-                result.failed[rid] = f"{type(error).__name__}: {' '.join(str(error).split())}"
+                result.failed |= dict.fromkeys(ids, f"{type(error).__name__}: {' '.join(str(error).split())}")
             else:  # cancelled: the scheduler went away
-                result.failed[rid] = f"task {future.status}"
+                result.failed |= dict.fromkeys(ids, f"task {future.status}")
             future.release()
-            bar.update(1)
+            bar.update(len(ids))
     return result
 
 

@@ -210,13 +210,52 @@ class Trainer:
         keys = ("batch_sharpness", "eff_batch_sharpness", "eff_batch_sharpness_ci_low", "eff_batch_sharpness_ci_high")
         return {key: found[key] for key in keys}
 
-    def _train_step(self, indices: torch.Tensor) -> None:
+    # --- one step, in the pieces a loop over several trainers shares (empirical.batched) --------------------
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run is over: all its steps taken, or diverged."""
+        return self.step >= self.config.steps or self.diverged_at is not None
+
+    def _start(self) -> None:
+        """Before the first step of :meth:`run` (or of a resumed run): the folder, the schedule of evaluations."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._evaluate_at = set(eval_steps(self.config.steps, self.config.eval_points))
+        self._per_epoch = 1 if self.config.full_batch else math.ceil(self.data.n_train / self.config.batch_size)
+        self._epoch_order: tuple[int, list[torch.Tensor]] | None = None
+        self.model.train(True)
+
+    def _begin_step(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], dict]:
+        """What comes before the gradient of step :attr:`step`: its evaluation if scheduled, the batch sharpness if
+        scheduled (returned), and the step's (ghost) batches (returned)."""
+        if self.step in self._evaluate_at:
+            self.evals.append(self.evaluate())
+        epoch, offset = divmod(self.step, self._per_epoch)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            self._epoch_order = (epoch, self._order(epoch))
         every = self.config.batch_sharpness_every
         measured = self._batch_sharpness(self.step) if every and self.step % every == 0 else {}
-        batches = self._step_batches(indices, self.step)
-        loss, acc = self._loss_and_grads(batches)
+        return self._step_batches(self._epoch_order[1][offset], self.step), measured
+
+    def _end_step(self, batches, loss, acc, measured: dict, after_step: Callable[[int], None] | None) -> None:
+        """What comes after the gradient: the update, the monitor's record, ``after_step``, the checkpoint."""
         self.optimizer.step()
         self.monitor.log(batch=batches, loss=loss, acc=acc, **measured)
+        if after_step is not None:
+            after_step(self.step)
+        self.step += 1
+        self.diverged_at = self.monitor.diverged_at
+        if self.diverged_at is None and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+            self._checkpoint()
+
+    def _finish(self) -> dict:
+        """After the last step: the final evaluation, ``eval.jsonl``, the monitor's files; the summary."""
+        if self.diverged_at is None and self.step in self._evaluate_at:
+            self.evals.append(self.evaluate())
+        if self.diverged_at is not None:  # found when the values reached the host, maybe some steps later
+            self.evals = [e for e in self.evals if e["step"] <= self.diverged_at]
+        write_jsonl(self.out / "eval.jsonl", self.evals)
+        return self.monitor.close()
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
@@ -296,35 +335,15 @@ class Trainer:
 
         ``after_step(t)``, if given, is called after the update of each step ``t`` (the model then holds the weights
         of step t + 1)."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        evaluate_at = set(eval_steps(self.config.steps, self.config.eval_points))
-        per_epoch = 1 if self.config.full_batch else math.ceil(self.data.n_train / self.config.batch_size)
-        self.model.train(True)
+        self._start()
         bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train", unit="step")
-        while self.step < self.config.steps and self.diverged_at is None:
-            epoch, offset = divmod(self.step, per_epoch)
-            for indices in self._order(epoch)[offset:]:
-                if self.step in evaluate_at:
-                    self.evals.append(self.evaluate())
-                self._train_step(indices)
-                if after_step is not None:
-                    after_step(self.step)
-                self.step += 1
-                bar.update(1)
-                self.diverged_at = self.monitor.diverged_at
-                if self.diverged_at is not None:
-                    break
-                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
-                    self._checkpoint()
-                if self.step >= self.config.steps:
-                    break
+        while not self.finished:
+            batches, measured = self._begin_step()
+            loss, acc = self._loss_and_grads(batches)
+            self._end_step(batches, loss, acc, measured, after_step)
+            bar.update(1)
         bar.close()
-        if self.diverged_at is None and self.step in evaluate_at:
-            self.evals.append(self.evaluate())
-        if self.diverged_at is not None:  # found when the values reached the host, maybe some steps later
-            self.evals = [e for e in self.evals if e["step"] <= self.diverged_at]
-        write_jsonl(self.out / "eval.jsonl", self.evals)
-        return self.monitor.close()
+        return self._finish()
 
     def summary(self) -> dict:
         """The run's summary (:meth:`empirical.monitor.Monitor.summary` of the records so far)."""

@@ -88,7 +88,7 @@ def measure_grid(ctx: CheckContext, settings: dict) -> list[Run]:
     Each run is ``settings["run"]`` updated by an entry of the grid (:func:`plan`); C3, C4 and C10 call this with
     the same settings, so the runs are trained once and shared.
     """
-    return [ctx.train(ctx.spec(**planned.values)) for planned in plan(settings)]
+    return ctx.train_many([ctx.spec(**planned.values) for planned in plan(settings)])
 
 
 def equal_product_groups(lr_wd: np.ndarray) -> list[np.ndarray]:

@@ -97,7 +97,8 @@ def plan(settings: dict) -> list[PlannedRun]:
 
 def run(ctx: CheckContext, settings: dict) -> Verdict:
     """Train the three runs, read their regimes and measure the equilibrium of the large-ηλ one."""
-    runs = {name: ctx.train(ctx.spec(**settings["base"], **values)) for name, values in settings["runs"].items()}
+    trained = ctx.train_many([ctx.spec(**settings["base"], **values) for values in settings["runs"].values()])
+    runs = dict(zip(settings["runs"], trained, strict=True))
     numbers: dict = {
         name: {
             "lr_wd": r.spec.lr * r.spec.wd,

@@ -278,6 +278,7 @@ def _check(args: argparse.Namespace) -> int:
         data=args.data,
         data_dir=None if args.data_dir is None else str(args.data_dir),
         progress=not args.quiet,
+        together=args.together,
     )
     print(f"running {len(checks)} check(s) at scale {args.scale} on {device}; results in {args.out}/")
     try:
@@ -288,6 +289,41 @@ def _check(args: argparse.Namespace) -> int:
     total = sum(v.seconds for v in verdicts)
     print(f"{n_ok}/{len(verdicts)} claims hold in {total:.0f} s; wrote {args.out / 'verdicts.json'} and the figures")
     return 0 if n_ok == len(verdicts) else EXIT_FAILED
+
+
+def _analogue(args: argparse.Namespace) -> int:
+    from paper_checks.analogue import NOTICE, run_analogue
+
+    device = _resolve_device(args.device)
+    if device != "cuda" and args.device != "cpu":
+        raise UsageError(
+            "analogue trains four ConvNetSI c=32 runs of 391 391 steps and needs a CUDA GPU "
+            "(pass --device cpu to run it on the CPU regardless)"
+        )
+    _prepare_out(args.out)
+    print(f"{NOTICE}; on {device}; results in {args.out}/", flush=True)
+    try:
+        figure, runs = run_analogue(
+            args.out,
+            data_dir=None if args.data_dir is None else str(args.data_dir),
+            device=device,
+            steps=args.steps,
+            width=args.width,
+            together=args.together,
+            allow_tf32=args.allow_tf32,
+            progress=not args.quiet,
+        )
+    except ValueError as error:  # DataError included: a folder without the four files
+        raise UsageError(str(error)) from None
+    print(f"{'lr':>6} {'regime':>12} {'events':>6} {'period':>9}  run")
+    for run in runs:
+        summary = run.summary
+        print(
+            f"{run.spec.lr:>6g} {summary['regime']:>12} {summary['n_destabilizations']:>6d} "
+            f"{_fmt(summary['period_measured'])}  {run.id}"
+        )
+    print(f"wrote {figure}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -461,6 +497,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     check.add_argument("--quiet", action="store_true", help="no progress bars")
     check.add_argument(
+        "--together",
+        type=_positive_int,
+        default=8,
+        metavar="K",
+        help="train up to K runs of one architecture as one computation (C3's grid, C7's runs; 1: one at a time; "
+        "default: %(default)s)",
+    )
+    check.add_argument(
         "--plan",
         action="store_true",
         help="train nothing: list each claim's runs with their steps, ηλ and the periods expected, and the totals",
@@ -477,6 +521,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: %(default)s)")
     demo.set_defaults(run=_demo)
+
+    analogue = commands.add_parser(
+        "analogue",
+        help="the paper's Fig. 2 as an analogue on Fashion-MNIST (four learning rates, 391 391 steps, a GPU)",
+        description="Train ConvNetSI c=32 at batch 128, λ=1e-3 and η in {1, 0.03, 0.01, 0.001} for as many steps as "
+        "1001 CIFAR-10 epochs, on Fashion-MNIST, the four runs together; draw the paper's four panels. An analogue "
+        "of the paper's experiment, not a reproduction.",
+    )
+    analogue.add_argument(
+        "--data-dir", type=Path, default=None, help="folder of the four Fashion-MNIST IDX files (default: installed)"
+    )
+    analogue.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    analogue.add_argument("--steps", type=_positive_int, default=391_391, help="steps per run (default: %(default)s)")
+    analogue.add_argument("--width", type=_positive_int, default=32, help="ConvNetSI width c (default: 32)")
+    analogue.add_argument(
+        "--together", type=_positive_int, default=4, help="runs trained as one computation (default: all four)"
+    )
+    analogue.add_argument("--allow-tf32", action="store_true", help="TF32 on CUDA: faster, ~1e-3 relative (recorded)")
+    analogue.add_argument("--quiet", action="store_true", help="no progress bars")
+    analogue.add_argument(
+        "--out", type=Path, default=Path("runs/analogue"), help="output folder (default: %(default)s)"
+    )
+    analogue.set_defaults(run=_analogue)
 
     sweep_cmd.add_parser(commands)
     return parser

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from empirical.monitor import summarize_records
-from empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run
+from empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run, train_runs
 from simulate.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, DetectorSettings
 
 SCALES = ("tiny", "small", "paper")
@@ -108,7 +108,8 @@ class Run(MeasuredRun):
 class CheckContext:
     """Where a check writes (``out``) and how it trains: ``device`` and ``dtype`` for every run it asks for,
     ``data``/``data_dir`` overriding the data of the settings, ``progress`` for the bars; ``detector`` the
-    settings the runs' summaries are computed with, ``figures`` where figures go (default ``out``)."""
+    settings the runs' summaries are computed with, ``figures`` where figures go (default ``out``), ``together`` the
+    most runs of one architecture trained as one computation (:meth:`train_many`; 1: one at a time)."""
 
     out: Path
     scale: str = "small"
@@ -119,6 +120,7 @@ class CheckContext:
     trained: list[str] = field(default_factory=list)
     detector: DetectorSettings = DEFAULT_SETTINGS
     figures: Path | None = None
+    together: int = 8
     # finished runs read once (at the default settings), shared by the contexts of a check's band
     read: dict = field(default_factory=dict, repr=False)
 
@@ -145,6 +147,13 @@ class CheckContext:
         if self.detector != DEFAULT_SETTINGS:
             summary = summarize_records(found.config, found.records, self.detector)
         return Run(**(vars(found) | {"summary": summary}), spec=spec, id=rid)
+
+    def train_many(self, specs: list[RunSpec]) -> list[Run]:
+        """Train ``specs`` — those that can, together (:func:`empirical.runs.train_runs`, up to ``together`` at a
+        time) — and return their finished :class:`Run` s in order."""
+        train_runs([(spec, Path(self.out) / "runs" / run_id(spec)) for spec in specs], together=self.together,
+                   progress=self.progress)  # fmt: skip
+        return [self.train(spec) for spec in specs]
 
     def figure_path(self, claim: str) -> Path:
         path = Path(self.figures or self.out) / f"{claim.lower()}.png"

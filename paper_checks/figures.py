@@ -7,6 +7,7 @@ rate η̃ against the effective gradient norm ‖g̃‖ with the equilibrium lin
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,7 @@ def draw_phase(ax, runs: list[Run], labels: list[str]) -> None:
     )
 
 
-def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None) -> Path:
+def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None, title: str | None = None) -> Path:
     """Draw the paper's four panels for ``runs`` on one 2×2 figure and save it as a PNG.
 
     Panels: train loss per step (log y); test error ``1 − test_acc`` at the evaluated steps (``run.evals``); the
@@ -102,6 +103,8 @@ def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None) ->
         Where to write the PNG; its folder is created.
     labels : list of str, optional
         One legend entry per run; default :func:`run_label`.
+    title : str, optional
+        Over the four panels (wrapped).
 
     Returns
     -------
@@ -123,6 +126,8 @@ def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None) ->
     error_ax.set(xlabel="step", ylabel="test error", title="test error")
     draw_rho(rho_ax, runs, labels)
     draw_phase(phase_ax, runs, labels)
+    if title:
+        fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=9)
     return save_figure(fig, path)
 
 

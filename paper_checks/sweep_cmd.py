@@ -55,6 +55,13 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--workers", type=cli._positive_int, default=None, help="local cluster: worker processes (default: CPU cores)"
     )
     sweep.add_argument(
+        "--together",
+        type=cli._positive_int,
+        default=1,
+        metavar="K",
+        help="train up to K runs of one architecture and batch size as one computation in one task (default: 1)",
+    )
+    sweep.add_argument(
         "--connect-timeout",
         type=cli._positive_number,
         default=None,
@@ -114,7 +121,7 @@ def _sweep(args: argparse.Namespace) -> int:
             except ValueError as error:  # DataError included
                 raise cli.UsageError(str(error)) from None
             cli._prepare_out(args.out)
-            failed = run_sweep(specs, args.out, client).failed
+            failed = run_sweep(specs, args.out, client, together=args.together).failed
     table = aggregate(specs, args.out)
     print(
         f"{'run':<12} {'lr':>8} {'wd':>8} {'seed':>4} {'regime':>12} {'events':>6} {'period':>9} {'band':>15} "

@@ -159,8 +159,8 @@ class Periodicity:
 
 def _log_spiking(values: np.ndarray) -> np.ndarray:
     """ln of a loss or ‖g̃‖ per row, 0 floored at the row's smallest positive value (and at 1e-8 of its peak)."""
-    positive = np.where(values > 0, values, np.inf).min(axis=1, keepdims=True)
-    floor = np.maximum(positive, 1e-8 * values.max(axis=1, keepdims=True))
+    positive = np.where(values > 0, values, np.inf).min(axis=1, keepdims=True, initial=np.inf)
+    floor = np.maximum(positive, 1e-8 * values.max(axis=1, keepdims=True, initial=0.0))
     return np.log(np.maximum(values, np.where(np.isfinite(floor) & (floor > 0), floor, 1.0)))
 
 
@@ -168,6 +168,8 @@ def _spike_statistic(log_signal: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Per row and sample t: (mean over [t, t+W) − mean over [t−W, t)) / (σ·√(2/W)); NaN where a window does not
     fit. ``window`` holds W per row; σ is the row's step-to-step noise (1.4826·MAD/√2 of the first differences)."""
     rows, n = log_signal.shape
+    if n < 2:  # no step-to-step noise to measure (a run that diverged at its first step)
+        return np.full((rows, n), np.nan)
     diffs = np.diff(log_signal, axis=1)
     sigma = _MAD_TO_SIGMA * np.median(np.abs(diffs - np.median(diffs, axis=1, keepdims=True)), axis=1) / math.sqrt(2)
     total = np.concatenate([np.zeros((rows, 1)), np.cumsum(log_signal, axis=1)], axis=1)
@@ -431,8 +433,8 @@ def screen(series: dict) -> tuple[int, str | None, int | None]:
     """
     arrays = [np.asarray(series[name], dtype=float) for name in ("si_norm", "loss") if series.get(name) is not None]
     finite = np.logical_and.reduce([np.isfinite(a) for a in arrays])
-    if not finite.any():
-        return 0, "no finite values", None
+    if not finite.any():  # non-finite from the first sample to the end: a run that diverged at once
+        return 0, "no finite values", 0
     first_bad = int(np.argmin(finite)) if not finite.all() else finite.size
     if first_bad < finite.size and finite[first_bad:].any():
         resumed = first_bad + int(np.argmax(finite[first_bad:]))

@@ -202,13 +202,22 @@ def test_divergence_and_gaps_are_told_apart():
     [
         ({"si_norm": np.ones(3), "loss": np.ones(3)}, "3 finite samples"),
         ({"si_norm": np.ones(50), "loss": np.ones(50)}, "constant"),
-        ({"si_norm": np.full(50, np.nan), "loss": np.full(50, np.nan)}, "no finite values"),
     ],
 )
 def test_series_that_say_nothing_are_undetermined_with_the_reason(series, reason):
     series = {**series, "elr": np.ones(series["si_norm"].size), "angular_update": np.ones(series["si_norm"].size)}
     found = ds.analyze(series, lr=1.0, wd=0.01)
     assert found.regime == "undetermined" and reason in found.evidence["rule"]
+    assert found.events.size == 0 and math.isnan(found.period) and found.band == {}
+
+
+@pytest.mark.parametrize("n", [1, 50])
+def test_a_series_never_finite_diverged_at_its_first_sample(n):
+    """Non-finite from the first sample to the end is the definition of ``diverged`` at 0 (a run whose first step
+    gave a NaN loss is recorded up to that step), not a series that says nothing."""
+    series = {name: np.full(n, np.nan) for name in ("si_norm", "loss", "elr", "angular_update")}
+    found = ds.analyze(series, lr=1.0, wd=0.01)
+    assert found.regime == "diverged" and found.evidence == {"rule": "no finite values", "diverged_at": 0}
     assert found.events.size == 0 and math.isnan(found.period) and found.band == {}
 
 
@@ -234,3 +243,10 @@ def test_agreement_is_symmetric_and_bounded(a, b, tolerance):
     assert 0.0 <= value <= 1.0 and value == pytest.approx(ds.agreement(b, a, tolerance))
     assert ds.agreement(a, a, tolerance) == 1.0
     assert ds.agreement(a, [x + 1000 for x in a], tolerance) == (0.0 if a else 1.0)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_a_series_too_short_for_a_step_has_no_spike(n):
+    """One sample (a run that diverged at its first step) has no step-to-step noise, none has nothing: no spike,
+    and no warning."""
+    assert ds.spike_events(np.ones(n), window=5).size == 0

@@ -161,7 +161,8 @@ def test_a_run_that_raises_is_retried_then_reported_failed_without_a_summary(tmp
 def test_runs_without_decay_or_at_fixed_norm_keep_the_trainers_detection_and_predict_nothing(tmp_path, client):
     tiny = {"steps": 30, "batch_size": 64, "width": 4, "train_subset": 128, "eval_points": 2, "device": "cpu"}
     specs = [RunSpec(lr=1.0, wd=0.0, **tiny), RunSpec(lr=1.0, wd=0.03, fix_norm=0.0, **tiny)]
-    assert run_sweep(specs, tmp_path, client, progress=False).trained
+    # one task trains both together (one architecture and batch size)
+    assert run_sweep(specs, tmp_path, client, together=2, progress=False).trained == [run_id(s) for s in specs]
     summaries = [json.loads((tmp_path / run_id(s) / "summary.json").read_text(encoding="utf-8")) for s in specs]
     rows = aggregate(specs, tmp_path)["rows"]
     for spec, summary, row in zip(specs, summaries, rows, strict=True):

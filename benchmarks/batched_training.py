@@ -1,0 +1,106 @@
+"""Config-steps per second of K runs trained together (:func:`empirical.batched.train_together`) against the same K
+runs one after another and one run alone, each a whole ``bnwd`` run (trainer, monitor, records on disk); against the
+device's FLOP floor (a large matmul in the same process); and the projected wall time of a 391 391-step run (the
+paper's 1001 CIFAR epochs at batch 128).
+
+    .venv/bin/python benchmarks/batched_training.py [--members 8] [--steps 48] [--nets c8 c32] [--device cpu]
+
+Nets: ConvNetSI c=8 on digits (1×8×8) and c=32 on CIFAR-shaped synthetic data (3×32×32), batch 128, members with
+their own η (log-spaced), λ = 1e-3 and seeds. Each mode runs once for warm-up and then ``--repeats`` times; the
+medians are reported. Building the trainers (data, models, the SI search) is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from train_step import conv_flops, matmul_gflops
+
+from empirical.batched import train_together
+from empirical.runs import RunSpec, build_trainer, resolve_device
+
+NETS = {"c8": ("digits", 8), "c32": ("synthetic", 32)}
+PAPER_STEPS = 391_391
+
+
+def member_specs(net: str, members: int, steps: int, device: str, channels_last: bool = False) -> list[RunSpec]:
+    data, width = NETS[net]
+    base = RunSpec(
+        lr=1.0, wd=1e-3, steps=steps, width=width, data=data, batch_size=128, eval_points=0, device=device,
+        channels_last=channels_last,
+    )  # fmt: skip
+    return [base.replace(lr=float(lr), seed=i) for i, lr in enumerate(np.geomspace(0.1, 3.0, members))]
+
+
+def run_time(specs: list[RunSpec], together: bool, folder: Path) -> float:
+    """Seconds to train ``specs`` (together, or one after another), not counting building their trainers."""
+    loaded: dict = {}
+    trainers = [build_trainer(spec, folder / str(i), loaded=loaded) for i, spec in enumerate(specs)]
+    sync = torch.cuda.synchronize if specs[0].device == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    if together:
+        train_together(trainers, progress=False)
+    else:
+        for trainer in trainers:
+            trainer.run(progress=False)
+    sync()
+    return time.perf_counter() - start
+
+
+def measure(net: str, members: int, steps: int, repeats: int, device: str, channels_last: bool) -> dict:
+    specs = member_specs(net, members, steps, device, channels_last)
+    modes = {"one run": (specs[:1], False), "one after another": (specs, False), "together": (specs, True)}
+    seconds = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, (chosen, together) in modes.items():
+            times = [run_time(chosen, together, Path(scratch) / f"{name}-{r}") for r in range(repeats + 1)]
+            seconds[name] = float(np.median(times[1:]))  # the first is the warm-up
+    trainer = build_trainer(specs[0], Path(tempfile.mkdtemp()))
+    x = trainer.data.train_x[:128]
+    return {
+        "flops": conv_flops(trainer.model, x),
+        "shape": tuple(x.shape[1:]),
+        "config_steps_per_s": {name: len(modes[name][0]) * steps / s for name, s in seconds.items()},
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=8, help="K: runs trained together")
+    parser.add_argument("--steps", type=int, default=48, help="steps of each run per repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per mode (after one warm-up)")
+    parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["c8", "c32"])
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC tensors (RunSpec.channels_last)")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    gflops = matmul_gflops(device=device)
+    print(
+        f"{device}, {torch.get_num_threads()} threads; matmul {gflops:.0f} GFLOP/s (float32); "
+        f"channels_last={args.channels_last}"
+    )
+    for net in args.nets:
+        found = measure(net, args.members, args.steps, args.repeats, device, args.channels_last)
+        rates = found["config_steps_per_s"]
+        floor = gflops * 1e9 / found["flops"]
+        shape = "x".join(map(str, found["shape"]))
+        gflop = found["flops"] / 1e9
+        print(f"ConvNetSI {net} on {shape}, batch 128 ({gflop:.3f} GFLOP a step; floor {floor:.0f} steps/s):")
+        for name, rate in rates.items():
+            print(f"  {name:<18} {rate:8.1f} config-steps/s ({rate / floor:.1%} of the floor)")
+        print(
+            f"  together / one after another: {rates['together'] / rates['one after another']:.2f}x "
+            f"({args.members} members); a {PAPER_STEPS:,}-step run alone: "
+            f"{PAPER_STEPS / rates['one run'] / 3600:.1f} h, {args.members} together: "
+            f"{PAPER_STEPS * args.members / rates['together'] / 3600:.1f} h"
+        )
+
+
+if __name__ == "__main__":
+    main()
