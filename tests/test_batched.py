@@ -169,3 +169,22 @@ def test_a_group_too_large_for_the_device_is_one_clear_error(tmp_path, monkeypat
         ValueError, match=r"2 runs trained together do not fit .*Tried to allocate 20.00 GiB.*--together"
     ):
         train_together(trainers, progress=False)
+
+
+def test_long_runs_together_have_the_periods_of_separate_runs(tmp_path):
+    """Past the horizon where rounding has grown (float32, 600 steps, ~15 periods a run), a member's trajectory is
+    another one of the same dynamics: its mean period equals the separate run's within their standard errors."""
+    periodic = {"dtype": "float32", "steps": 600, "eval_points": 0, "width": 8, "train_subset": None, "batch_size": 128}
+    specs = [BASE.replace(**periodic, wd=0.03), BASE.replace(**periodic, wd=0.015, lr=2.0, seed=1)]
+    for i, spec in enumerate(specs):
+        train_run(spec, tmp_path / f"separate{i}")
+    train_runs([(spec, tmp_path / f"together{i}") for i, spec in enumerate(specs)])
+    for i in range(len(specs)):
+        a, b = read_run(tmp_path / f"separate{i}").summary, read_run(tmp_path / f"together{i}").summary
+        assert len(a["periods"]) >= 10 and len(b["periods"]) >= 10
+        error = np.hypot(a["period_std"] / np.sqrt(len(a["periods"])), b["period_std"] / np.sqrt(len(b["periods"])))
+        assert abs(a["period_measured"] - b["period_measured"]) <= 3 * error, (
+            a["period_measured"],
+            b["period_measured"],
+        )
+        assert a["events"] != b["events"]  # not the same steps: the statement is statistical
