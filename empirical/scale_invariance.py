@@ -57,12 +57,28 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-__all__ = ["GRAD_RTOL", "find_si_groups", "si_parameters"]
+__all__ = ["EXACT_BN_EPS", "GRAD_RTOL", "exact_batchnorm_", "find_si_groups", "si_parameters"]
 
 #: Relative tolerance of the gradient (Euler identity) test, ``|p·∇L| ≤ GRAD_RTOL·‖p‖‖∇L‖``.
 GRAD_RTOL = 1e-8
 _DEAD_RTOL = 1e-10  # s_p below this fraction of the largest s_q at every point: the loss does not depend on p
 _TINY = torch.finfo(torch.float64).tiny
+EXACT_BN_EPS = _TINY
+"""BatchNorm's ``eps`` that makes scale invariance exact to rounding (the smallest normal float64; see the module)."""
+
+
+def exact_batchnorm_(model: torch.nn.Module) -> torch.nn.Module:
+    """Set the ``eps`` of every BatchNorm of ``model`` to :data:`EXACT_BN_EPS`, in place; return ``model``.
+
+    ``eps > 0`` breaks scale invariance at the 1e-6 level (``var`` scales by ``c²``, ``eps`` does not); ``tiny``
+    keeps a constant channel finite. For float64 checks of identities that hold exactly only without it.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eps = EXACT_BN_EPS
+    return model
+
+
 _K0 = 3  # random points for the individual tests
 _EXTRA = 8  # points beyond the number of unknowns for the joint null space
 _RNG_SEED = 0
@@ -162,10 +178,7 @@ def find_si_groups(
     if not scales or any(c <= 0 for c in scales):
         raise ValueError("find_si_groups: scales must be a non-empty sequence of positive numbers")
 
-    net = copy.deepcopy(model).double().train()
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
-            mod.eps = _TINY
+    net = exact_batchnorm_(copy.deepcopy(model).double().train())
     x = inputs.detach().to(torch.float64) if inputs.is_floating_point() else inputs.detach()
     y = targets.detach().to(torch.float64) if targets.is_floating_point() else targets.detach()
 

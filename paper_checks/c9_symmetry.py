@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 import theory
 from empirical.runs import build_trainer, run_id
+from empirical.scale_invariance import exact_batchnorm_
 from paper_checks.common import CheckContext, PlannedRun, Verdict
 
 CLAIM = "C9"
@@ -75,9 +76,7 @@ def _directions(ctx: CheckContext, spec, si_scale: float, settings: dict, name: 
     spec = spec.replace(checkpoint_every=0)
     trainer = build_trainer(spec, ctx.out / "c9" / f"{run_id(spec)}-{name}")
     if settings["bn_eps"] == "tiny":
-        for module in trainer.model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.eps = torch.finfo(torch.float64).tiny
+        exact_batchnorm_(trainer.model)
     with torch.no_grad():
         torch._foreach_mul_(trainer.si_params, si_scale)
     steps, directions = [], []

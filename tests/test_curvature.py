@@ -23,8 +23,7 @@ from empirical.curvature import (
     top_eigenvalues,
 )
 from empirical.nets import ConvNetSI
-
-TINY = torch.finfo(torch.float64).tiny
+from empirical.scale_invariance import exact_batchnorm_
 
 
 class TinyMLPSI(nn.Module):
@@ -42,17 +41,9 @@ class TinyMLPSI(nn.Module):
         return self.head(F.relu(self.bn2(self.fc2(F.relu(self.bn1(self.fc1(x)))))))
 
 
-def _tiny_eps(model: nn.Module) -> nn.Module:
-    # eps > 0 breaks exact scale invariance at the 1e-6 level; the smallest normal float64 keeps BN finite.
-    for mod in model.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            mod.eps = TINY
-    return model
-
-
 def _mlp(seed: int, n_batches: int = 2, batch: int = 8):
     torch.manual_seed(seed)
-    model = _tiny_eps(TinyMLPSI().double().train())
+    model = exact_batchnorm_(TinyMLPSI().double().train())
     gen = torch.Generator().manual_seed(seed + 1000)
     batches = [
         (torch.randn(batch, 4, generator=gen, dtype=torch.float64), torch.randint(0, 3, (batch,), generator=gen))
@@ -63,7 +54,7 @@ def _mlp(seed: int, n_batches: int = 2, batch: int = 8):
 
 def _convnet(seed: int, width: int = 1, n_batches: int = 2, batch: int = 6):
     torch.manual_seed(seed)
-    model = _tiny_eps(ConvNetSI(width=width, in_channels=1, n_classes=3).double().train())
+    model = exact_batchnorm_(ConvNetSI(width=width, in_channels=1, n_classes=3).double().train())
     gen = torch.Generator().manual_seed(seed + 1000)
     batches = [
         (torch.randn(batch, 1, 8, 8, generator=gen, dtype=torch.float64), torch.randint(0, 3, (batch,), generator=gen))

@@ -22,10 +22,8 @@ import theory
 from empirical.curvature import effective_sharpness
 from empirical.data import load_dataset
 from empirical.monitor import Monitor
+from empirical.scale_invariance import EXACT_BN_EPS
 from simulate.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
-
-EXACT_EPS = torch.finfo(torch.float64).tiny  # BatchNorm's eps breaks exact scale invariance; tiny is 0 in effect
-
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # the examples' names, run from their files as a user would run them (not as __main__)
@@ -41,7 +39,7 @@ def digits():
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return RESNET.SmallResNet(width=2, eps=EXACT_EPS).double()
+    return RESNET.SmallResNet(width=2, eps=EXACT_BN_EPS).double()
 
 
 def _column(records, key):
@@ -76,7 +74,7 @@ def _loop(model, optimizer, data, steps, *, monitor=None, closure=False, batch=6
 
 @pytest.fixture(scope="module")
 def resnet_run():
-    return RESNET.train(90, lr_step=30, dtype=torch.float64, eps=EXACT_EPS)
+    return RESNET.train(90, lr_step=30, dtype=torch.float64, eps=EXACT_BN_EPS)
 
 
 def test_the_readme_example_obeys_the_norm_recursion_with_the_scheduled_lr(resnet_run):
@@ -269,7 +267,7 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_written(digits, tmp
 def test_the_lightning_example_logs_the_monitors_series_and_obeys_the_recursion(tmp_path):
     import pandas as pd
 
-    callback = LIGHTNING.train(40, out=str(tmp_path), precision="64-true", eps=EXACT_EPS)
+    callback = LIGHTNING.train(40, out=str(tmp_path), precision="64-true", eps=EXACT_BN_EPS)
     records = callback.monitor.records()
     assert len(records) == 40 and recursion_error(records).max() < 1e-10
     logged = pd.read_csv(tmp_path / "metrics.csv")

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from empirical.nets import MODELS, ConvNetSI, ConvNetSIAffine, ResNet18SI, ResNet18SIAffine, build_model
+from empirical.scale_invariance import exact_batchnorm_
 
-TINY = torch.finfo(torch.float64).tiny
 # float64 rounding through ~20 layers stays far below this; an eps = 1e-5 BN would miss it by orders of magnitude.
 SI_RTOL = 1e-10
 
@@ -46,11 +46,7 @@ def _joint_conv_norm(model: nn.Module) -> float:
 
 def _exact_si(model: nn.Module) -> nn.Module:
     """float64 copy-in-place with every BN's eps set to the smallest normal float64 (numerically eps = 0)."""
-    model = model.double().train()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eps = TINY
-    return model
+    return exact_batchnorm_(model.double().train())
 
 
 def _logits_with_scaled(model: nn.Module, convs: list[nn.Conv2d], scale: float, x: torch.Tensor) -> torch.Tensor:

@@ -17,11 +17,10 @@ from empirical.curvature import effective_sharpness
 from empirical.data import load_dataset
 from empirical.nets import build_model
 from empirical.runs import RunSpec, build_trainer
+from empirical.scale_invariance import exact_batchnorm_
 from empirical.trainer import TrainConfig, Trainer
 from paper_checks.cli import main
 from simulate.schema import SERIES, SERIES_FIELDS, SUMMARY_FIELDS, validate
-
-EXACT_EPS = torch.finfo(torch.float64).tiny  # BatchNorm's eps breaks exact scale invariance; tiny is 0 in effect
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +32,7 @@ def _model(data, seed=0, width=4, exact=True):
     torch.manual_seed(seed)
     model = build_model("convnet_si", width=width, in_channels=data.in_channels, n_classes=data.n_classes)
     model = model.double()
-    if exact:
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.eps = EXACT_EPS
-    return model
+    return exact_batchnorm_(model) if exact else model
 
 
 def _series(trainer, key):
