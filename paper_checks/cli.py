@@ -359,6 +359,19 @@ def slope_text(fit: dict, what: str, a_priori: float | None = None) -> str:
     )
 
 
+def add_together_option(parser: argparse.ArgumentParser, default: int, which: str) -> None:
+    """``--together K``: how many runs of one architecture and batch size are trained as one computation
+    (:func:`empirical.runs.train_runs`); ``which`` names the runs it applies to."""
+    parser.add_argument(
+        "--together",
+        type=_positive_int,
+        default=default,
+        metavar="K",
+        help=f"train up to K runs of one architecture as one computation ({which}; 1: one at a time; "
+        "default: %(default)s)",
+    )
+
+
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Add every ``bnwd train`` option except ``--lr``, ``--wd``, ``--seed``, ``--out`` and ``--resume`` (shared with
     ``bnwd sweep``, where those become grids or are implied); their ``dest`` names are the
@@ -496,14 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", type=Path, default=None, help="folder of the data files (CIFAR: required)")
     check.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     check.add_argument("--quiet", action="store_true", help="no progress bars")
-    check.add_argument(
-        "--together",
-        type=_positive_int,
-        default=8,
-        metavar="K",
-        help="train up to K runs of one architecture as one computation (C3's grid, C7's runs; 1: one at a time; "
-        "default: %(default)s)",
-    )
+    add_together_option(check, 8, "C3's grid, C7's runs")
     check.add_argument(
         "--plan",
         action="store_true",
@@ -535,9 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     analogue.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     analogue.add_argument("--steps", type=_positive_int, default=391_391, help="steps per run (default: %(default)s)")
     analogue.add_argument("--width", type=_positive_int, default=32, help="ConvNetSI width c (default: 32)")
-    analogue.add_argument(
-        "--together", type=_positive_int, default=4, help="runs trained as one computation (default: all four)"
-    )
+    add_together_option(analogue, 4, "the four learning rates")
     analogue.add_argument("--allow-tf32", action="store_true", help="TF32 on CUDA: faster, ~1e-3 relative (recorded)")
     analogue.add_argument("--quiet", action="store_true", help="no progress bars")
     analogue.add_argument(

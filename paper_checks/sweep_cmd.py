@@ -54,13 +54,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     sweep.add_argument(
         "--workers", type=cli._positive_int, default=None, help="local cluster: worker processes (default: CPU cores)"
     )
-    sweep.add_argument(
-        "--together",
-        type=cli._positive_int,
-        default=1,
-        metavar="K",
-        help="train up to K runs of one architecture and batch size as one computation in one task (default: 1)",
-    )
+    cli.add_together_option(sweep, 1, "each group in one Dask task")
     sweep.add_argument(
         "--connect-timeout",
         type=cli._positive_number,
