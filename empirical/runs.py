@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,7 +23,7 @@ from empirical.batched import train_together
 from empirical.data import SEEDED, TRAIN_SIZES, load_dataset
 from empirical.monitor import summarize_records
 from empirical.nets import build_model
-from empirical.trainer import TrainConfig, Trainer
+from empirical.trainer import TrainConfig, Trainer, steps_per_epoch
 from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.records import read_jsonl, series_arrays
 
@@ -163,7 +162,7 @@ def spec_steps(spec: RunSpec, n_train: int | None = None) -> int:
         raise ValueError(f"epochs must be >= 1, got {spec.epochs}")
     if n_train is None:
         n_train = min(TRAIN_SIZES[spec.data], spec.train_subset or TRAIN_SIZES[spec.data])
-    return spec.epochs * (1 if spec.full_batch else math.ceil(n_train / spec.batch_size))
+    return spec.epochs * steps_per_epoch(spec, n_train)
 
 
 def is_finished(out: Path) -> bool:

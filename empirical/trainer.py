@@ -73,6 +73,12 @@ class TrainConfig:
             raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
 
 
+def steps_per_epoch(config: TrainConfig, n_train: int) -> int:
+    """Optimiser steps in one pass over ``n_train`` samples: one in full-batch mode, else ``⌈n/B⌉`` minibatches
+    (the last one partial, as :func:`empirical.data.epoch_batches` cuts them)."""
+    return 1 if config.full_batch else math.ceil(n_train / config.batch_size)
+
+
 def eval_steps(total: int, points: int) -> list[int]:
     """About ``points`` log-spaced steps in ``[0, total]`` (always 0 and ``total``): where to evaluate."""
     if points <= 0:
@@ -221,7 +227,7 @@ class Trainer:
         """Before the first step of :meth:`run` (or of a resumed run): the folder, the schedule of evaluations."""
         self.out.mkdir(parents=True, exist_ok=True)
         self._evaluate_at = set(eval_steps(self.config.steps, self.config.eval_points))
-        self._per_epoch = 1 if self.config.full_batch else math.ceil(self.data.n_train / self.config.batch_size)
+        self._per_epoch = steps_per_epoch(self.config, self.data.n_train)
         self._epoch_order: tuple[int, list[torch.Tensor]] | None = None
         self.model.train(True)
 

@@ -247,6 +247,13 @@ def _resolve_device(device: str) -> str:
         raise UsageError(f"--{error}") from None
 
 
+def _require_gpu(device: str, asked: str, what: str) -> None:
+    """A usage error for work meant for a GPU that ``device`` (resolved from ``asked``) is not, unless the user
+    asked for the CPU by name."""
+    if device != "cuda" and asked != "cpu":
+        raise UsageError(f"{what} and needs a CUDA GPU (pass --device cpu to run it on the CPU regardless)")
+
+
 def _check(args: argparse.Namespace) -> int:
     from paper_checks.checks import run_checks, select, table_row
     from paper_checks.common import CheckContext
@@ -263,11 +270,7 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     device = _resolve_device(args.device)
     if args.scale == "paper":
-        if device != "cuda" and args.device != "cpu":
-            raise UsageError(
-                "--scale paper trains the paper's nets for 1001 epochs and needs a CUDA GPU "
-                "(pass --device cpu to run it on the CPU regardless)"
-            )
+        _require_gpu(device, args.device, "--scale paper trains the paper's nets for 1001 epochs")
         if args.data_dir is None:
             raise UsageError("--scale paper reads CIFAR-10/100 from --data-dir (the standard python pickle folders)")
     _prepare_out(args.out)
@@ -295,11 +298,7 @@ def _analogue(args: argparse.Namespace) -> int:
     from paper_checks.analogue import NOTICE, run_analogue
 
     device = _resolve_device(args.device)
-    if device != "cuda" and args.device != "cpu":
-        raise UsageError(
-            "analogue trains four ConvNetSI c=32 runs of 391 391 steps and needs a CUDA GPU "
-            "(pass --device cpu to run it on the CPU regardless)"
-        )
+    _require_gpu(device, args.device, "analogue trains four ConvNetSI c=32 runs of 391 391 steps")
     _prepare_out(args.out)
     print(f"{NOTICE}; on {device}; results in {args.out}/", flush=True)
     try:
