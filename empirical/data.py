@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from empirical.config import DATASETS
+
 __all__ = [
     "CIFAR_MEAN",
     "CIFAR_STD",
@@ -59,7 +61,6 @@ __all__ = [
     "read_idx",
 ]
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic")
 
 TRAIN_SIZES = {
     "digits": 1437,
@@ -158,22 +159,10 @@ class Dataset:
                 f"{tuple(self.train_x.shape[1:])} vs {tuple(self.test_x.shape[1:])}"
             )
 
-    @property
-    def in_channels(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        """Image height (all data sets here have square images)."""
-        return int(self.train_x.shape[2])
-
-    @property
-    def n_train(self) -> int:
-        return int(self.train_x.shape[0])
-
-    @property
-    def n_test(self) -> int:
-        return int(self.test_x.shape[0])
+    in_channels = property(lambda self: int(self.train_x.shape[1]), doc="Channels of an image.")
+    image_size = property(lambda self: int(self.train_x.shape[2]), doc="Image height (every image here is square).")
+    n_train = property(lambda self: int(self.train_x.shape[0]), doc="Training samples.")
+    n_test = property(lambda self: int(self.test_x.shape[0]), doc="Test samples.")
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -358,7 +358,8 @@ class Monitor:
         hyper, before, norms, n_grads = self._before
         after = self._flat_si()
         dot = before.dot(after)
-        # The orthogonal part w⁺ − (⟨w,w⁺⟩/ρ²)w is formed explicitly: accurate for tiny angles.
+        # The orthogonal part w⁺ − (⟨w,w⁺⟩/ρ²)w is formed explicitly: accurate for tiny angles. The same formula as
+        # simulate.integrate's numpy one, written again in torch: simulate has no torch, and the weights stay here.
         orthogonal = torch.addcmul(after, before, dot / before.dot(before), value=-1).norm()
         lr, wd, momentum = hyper
         record = {"step": self.step, "lr": lr, "wd": wd, "momentum": momentum}

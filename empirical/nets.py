@@ -40,6 +40,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from empirical.config import MODEL_NAMES
+
 __all__ = ["MODELS", "ConvNetSI", "ConvNetSIAffine", "PreActBlockSI", "ResNet18SI", "ResNet18SIAffine", "build_model"]
 
 
@@ -327,12 +329,9 @@ class ResNet18SIAffine(ResNet18SI):
     _affine: bool = True
 
 
-MODELS: dict[str, type[nn.Module]] = {
-    "convnet_si": ConvNetSI,
-    "convnet_si_affine": ConvNetSIAffine,
-    "resnet18_si": ResNet18SI,
-    "resnet18_si_affine": ResNet18SIAffine,
-}
+MODELS: dict[str, type[nn.Module]] = dict(
+    zip(MODEL_NAMES, (ConvNetSI, ConvNetSIAffine, ResNet18SI, ResNet18SIAffine), strict=True)
+)
 
 
 def build_model(name: str, *, width: int, in_channels: int, n_classes: int, init_scale: float = 10.0) -> nn.Module:

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from empirical.batched import train_together
+from empirical.config import RunSpec, TrainConfig
 from empirical.data import SEEDED, TRAIN_SIZES, load_dataset
 from empirical.monitor import summarize_records
 from empirical.nets import build_model
-from empirical.trainer import TrainConfig, Trainer, steps_per_epoch
+from empirical.trainer import Trainer, steps_per_epoch
 from simulate.destabilization import DEFAULT_SETTINGS
 from simulate.records import read_jsonl, series_arrays
 
@@ -32,33 +33,6 @@ _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 _NOT_HASHED = ("device", "checkpoint_every", "channels_last")
 # Fields added after runs existed, hashed only when switched on: the runs that do not use them keep their ids.
 _HASHED_WHEN_ON = ("batch_sharpness_every", "allow_tf32")
-
-
-@dataclass
-class RunSpec(TrainConfig):
-    """One training run: every :class:`~empirical.trainer.TrainConfig` field (validated the same way), then the
-    net and the data.
-
-    ``epochs`` (optional) overrides ``steps`` with that many passes over the training set. ``train_subset`` keeps
-    the first that many training samples of the seeded split (fast full-batch runs). ``device`` is ``"auto"``
-    (CUDA when torch sees one), ``"cpu"`` or ``"cuda"``. ``allow_tf32`` lets CUDA run float32 matmuls and
-    convolutions in TF32 (faster, ~1e-3 relative; :func:`cuda_numerics`).
-    """
-
-    model: str = "convnet_si"
-    width: int = 8
-    data: str = "digits"
-    data_dir: str | None = None
-    train_subset: int | None = None
-    init_scale: float = 10.0
-    epochs: int | None = None
-    dtype: str = "float32"
-    device: str = "auto"
-    channels_last: bool = False
-    allow_tf32: bool = False
-
-    def replace(self, **changes) -> RunSpec:
-        return dataclasses.replace(self, **changes)
 
 
 def run_id(spec: RunSpec) -> str:
@@ -116,9 +90,7 @@ def build_trainer(spec: RunSpec, out: Path, *, loaded: dict | None = None) -> Tr
     device = resolve_device(spec.device)
     # before any CUDA work (cuBLAS reads its workspace setting once); CPU float32 is strict and deterministic already
     numerics = cuda_numerics(spec.allow_tf32) if device == "cuda" else {"float32": "strict"}
-    dtypes = {"float32": torch.float32, "float64": torch.float64}
-    if spec.dtype not in dtypes:
-        raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {spec.dtype!r}")
+    dtypes = {"float32": torch.float32, "float64": torch.float64}  # RunSpec's DTYPES
     torch.manual_seed(spec.seed)
     key = (spec.data, spec.data_dir, device, spec.dtype, spec.seed if spec.data in SEEDED else None)
     loaded = {} if loaded is None else loaded
@@ -128,7 +100,7 @@ def build_trainer(spec: RunSpec, out: Path, *, loaded: dict | None = None) -> Tr
         )
     data = loaded[key]
     if spec.train_subset is not None:
-        if not 1 <= spec.train_subset <= data.n_train:
+        if spec.train_subset > data.n_train:
             raise ValueError(f"train_subset must be in 1..{data.n_train} for {spec.data}, got {spec.train_subset}")
         data = dataclasses.replace(
             data, train_x=data.train_x[: spec.train_subset], train_y=data.train_y[: spec.train_subset]
@@ -154,12 +126,10 @@ def spec_steps(spec: RunSpec, n_train: int | None = None) -> int:
     ``E·⌈n/B⌉`` minibatch steps (``E`` in full-batch mode).
 
     ``n_train`` is the number of training samples (default: :data:`~empirical.data.TRAIN_SIZES` of ``spec.data``,
-    cut to ``train_subset``: what a plan knows before the data is read). ``ValueError`` for ``epochs < 1``.
+    cut to ``train_subset``: what a plan knows before the data is read).
     """
     if spec.epochs is None:
         return spec.steps
-    if spec.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {spec.epochs}")
     if n_train is None:
         n_train = min(TRAIN_SIZES[spec.data], spec.train_subset or TRAIN_SIZES[spec.data])
     return spec.epochs * steps_per_epoch(spec, n_train)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,56 +21,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-import theory
 from empirical.checkpoints import load_checkpoint, save_checkpoint
+from empirical.config import TrainConfig
 from empirical.curvature import batch_sharpness
 from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from empirical.monitor import Monitor
 from empirical.scale_invariance import find_si_groups, si_parameters
 from simulate.records import write_json, write_jsonl
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run (written to ``config.json``).
-
-    ``steps`` counts optimiser steps (one per minibatch, or one per epoch in full-batch mode). ``noninv_lr`` is the
-    learning rate of the parameters that are not scale-invariant (0 freezes them; None: 0 for the SI nets, ``lr``
-    for nets whose every parameter is trained). ``fix_norm`` projects the SI weights back to that norm after every
-    step (0: to their initial norm ρ₀); ``fix_elr`` sets ``lr = fix_elr·ρ₀²`` with that projection.
-    ``sharpness_every`` K > 0 measures the effective sharpness s̃ of the step's loss at least every K steps, where
-    η̃·s̃ is predicted to cross 2(1−ηλ), and at the step before ρ rises; the latest upward crossing before each
-    destabilisation is then located to one step over the weights of the last K steps (:mod:`empirical.tracking`).
-    ``batch_sharpness_every`` K > 0 measures the batch sharpness (:func:`empirical.curvature.batch_sharpness`) on
-    random minibatches every K steps. Neither changes the training.
-    """
-
-    lr: float
-    wd: float
-    steps: int = 4000
-    momentum: float = 0.0
-    batch_size: int = 128
-    noninv_lr: float | None = None
-    fix_norm: float | None = None
-    fix_elr: float | None = None
-    full_batch: bool = False
-    augment: bool = False
-    seed: int = 0
-    eval_points: int = 20
-    checkpoint_every: int = 0
-    sharpness_every: int = 0
-    batch_sharpness_every: int = 0
-
-    def __post_init__(self):
-        theory.validate(lr=self.lr, wd=self.wd, momentum=self.momentum)
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
-        if self.fix_norm is not None and self.fix_elr is not None:
-            raise ValueError("fix_norm and fix_elr exclude each other")
-        if min(self.sharpness_every, self.batch_sharpness_every, self.checkpoint_every) < 0:
-            raise ValueError("sharpness_every, batch_sharpness_every and checkpoint_every must be >= 0")
-        if self.noninv_lr is not None and not (math.isfinite(self.noninv_lr) and self.noninv_lr >= 0):
-            raise ValueError(f"noninv_lr must be finite and >= 0; got {self.noninv_lr!r}")
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:

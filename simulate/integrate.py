@@ -65,7 +65,7 @@ def _angle(w: np.ndarray, w_next: np.ndarray, rho: np.ndarray, scratch: np.ndarr
 
     arctan2 of the parts of ``w_next`` orthogonal and parallel to ``w``; the orthogonal part is formed explicitly
     (in ``scratch``, shaped like ``w``), not as a difference of squared norms, which would cancel catastrophically
-    when the step is nearly radial.
+    when the step is nearly radial. :class:`empirical.monitor.Monitor` forms the same on the device, in torch.
     """
     along = np.einsum("nd,nd->n", w, w_next) / rho**2
     orthogonal = np.subtract(w_next, np.multiply(w, along[:, None], out=scratch), out=scratch)

@@ -30,3 +30,36 @@ def _assert_as_planned(module, settings: dict, ctx, verdict) -> None:
 def as_planned():
     """:func:`_assert_as_planned`, for the tests of each check."""
     return _assert_as_planned
+
+
+@pytest.fixture
+def checked_alone(tmp_path):
+    """``run(module)``: the check of ``module`` at its tiny settings, in a folder of its own, asserted to have trained
+    what it planned; returns its context and verdict."""
+    from paper_checks.common import CheckContext, timed
+
+    def run(module):
+        ctx = CheckContext(out=tmp_path, scale="tiny", device="cpu")
+        verdict = timed(module, ctx, module.SETTINGS["tiny"])
+        _assert_as_planned(module, module.SETTINGS["tiny"], ctx, verdict)
+        return ctx, verdict
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def ctx(tmp_path_factory):
+    """One output folder for the tests of the checks at the tiny scale: checks asking for the same spec share its run,
+    as in ``bnwd check`` (C2 reads back C1's run; C4 and C10 read back C3's)."""
+    from paper_checks.common import CheckContext
+
+    return CheckContext(out=tmp_path_factory.mktemp("checks"), scale="tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def verdict3(ctx):
+    """C3's verdict on its tiny grid, whose runs C4 and C10 read back."""
+    import paper_checks.c3_frequency as c3
+    from paper_checks.common import timed
+
+    return timed(c3, ctx, c3.SETTINGS["tiny"])

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from paper_checks.cli import main
-from theory import sgd
-from theory.symbolic import lr, wd
-
-
-def test_theory_writes_report_and_exits_zero(tmp_path, capsys):
-    out = tmp_path / "report"
-    assert main(["theory", "--only", "loss_invariance,elr_map", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "✓ loss_invariance" in printed and "✓ elr_map" in printed and "2/2 statements verified" in printed
-    data = json.loads((out / "theory.json").read_text(encoding="utf-8"))
-    assert data["all_verified"] and [s["name"] for s in data["statements"]] == ["loss_invariance", "elr_map"]
-    assert (out / "theory.md").read_text(encoding="utf-8").startswith("# bnwd theory")
-
-
-def test_theory_exits_one_when_a_statement_fails(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sgd, "ELR_AFTER_STEP", sgd.ELR_AFTER_STEP.subs((1 - lr * wd) ** 2, 1))
-    assert main(["theory", "--only", "elr_map", "--out", str(tmp_path)]) == 1
-    assert "✗ elr_map" in capsys.readouterr().out
-    assert json.loads((tmp_path / "theory.json").read_text(encoding="utf-8"))["all_verified"] is False
+from empirical.config import DATASETS, DEVICES, DTYPES, MODEL_NAMES, RunSpec
+from paper_checks.cli import COMMANDS, build_parser, main
+from paper_checks.cli.options import spec_values
 
 
 @pytest.mark.parametrize(
@@ -61,3 +46,103 @@ def test_console_entry_point_never_shows_a_traceback():
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_help_loads_neither_torch_nor_sympy():
+    code = (
+        "import sys\n"
+        "from paper_checks.cli import COMMANDS, main\n"
+        "for argv in ([], *([command.__name__.split('.')[-1].removesuffix('_cmd')] for command in COMMANDS)):\n"
+        "    try:\n"
+        "        main([*argv, '--help'])\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code == 0, argv\n"
+        "print(sorted(name for name in ('torch', 'sympy', 'numpy') if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert done.stdout.count("usage: bnwd") == 1 + len(COMMANDS)
+
+
+def _flags(spec: RunSpec, many: dict[str, str]) -> list[str]:
+    """Command-line flags that give every field of ``spec`` (``many``: fields given as one-element lists)."""
+    argv = []
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        flag = many.get(f.name, "--" + f.name.replace("_", "-"))
+        if isinstance(value, bool):
+            argv += [flag] if value else []
+        elif value is not None and not (f.name == "steps" and spec.epochs is not None):
+            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return argv
+
+
+@st.composite
+def run_specs(draw) -> RunSpec:
+    """Any valid :class:`RunSpec` the command line can give: ``steps`` or ``epochs``, ``fix_norm`` or ``fix_elr``."""
+    epochs = draw(st.none() | st.integers(1, 1001))
+    fixed = draw(st.sampled_from(["fix_norm", "fix_elr", None]))
+    return RunSpec(
+        lr=draw(st.floats(1e-4, 10)),
+        wd=draw(st.floats(0, 1e-2)),
+        steps=4000 if epochs is not None else draw(st.integers(1, 10**6)),
+        momentum=draw(st.floats(0, 0.99)),
+        batch_size=draw(st.integers(1, 512)),
+        noninv_lr=draw(st.none() | st.floats(0, 1)),
+        **({fixed: draw(st.floats(0.01, 100))} if fixed else {}),
+        full_batch=draw(st.booleans()),
+        augment=draw(st.booleans()),
+        seed=draw(st.integers(-5, 10**6)),
+        eval_points=draw(st.integers(0, 50)),
+        checkpoint_every=draw(st.integers(0, 1000)),
+        sharpness_every=draw(st.integers(0, 100)),
+        batch_sharpness_every=draw(st.integers(0, 100)),
+        model=draw(st.sampled_from(MODEL_NAMES)),
+        width=draw(st.integers(1, 64)),
+        data=draw(st.sampled_from(DATASETS)),
+        data_dir=draw(st.none() | st.text("abc/_-", min_size=1).filter(lambda text: not text.startswith("-"))),
+        train_subset=draw(st.none() | st.integers(1, 1000)),
+        init_scale=draw(st.floats(1e-3, 100)),
+        epochs=epochs,
+        dtype=draw(st.sampled_from(DTYPES)),
+        device=draw(st.sampled_from(DEVICES)),
+        channels_last=draw(st.booleans()),
+        allow_tf32=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=50)
+@given(spec=run_specs())
+def test_train_and_sweep_options_are_the_run_spec_fields(spec):
+    """Every field is an option of ``bnwd train`` and ``bnwd sweep``, with its type and value, and nothing else."""
+    parser = build_parser()
+    trained = parser.parse_args(["train", *_flags(spec, {})])
+    assert RunSpec(**spec_values(trained)) == spec
+    swept = parser.parse_args(["sweep", *_flags(spec, {"lr": "--lr", "wd": "--wd", "seed": "--seeds"})])
+    values = spec_values(swept)
+    assert [values.pop(axis) for axis in ("lr", "wd", "seed")] == [[spec.lr], [spec.wd], [spec.seed]]
+    assert values == {name: getattr(spec, name) for name in values}
+
+
+def test_a_field_the_options_miss_is_caught():  # the control of the test above
+    spec = RunSpec(lr=1, wd=0, allow_tf32=True)
+    args = build_parser().parse_args(["train", *_flags(spec, {})])
+    assert RunSpec(**spec_values(args)) == spec
+    args.spec_fields = tuple(name for name in args.spec_fields if name != "allow_tf32")
+    assert RunSpec(**spec_values(args)) != spec
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--lr", "0", "--wd", "0"], "argument --lr: must be finite and > 0: '0'"),
+        (["--lr", "1", "--wd", "nan"], "argument --wd: must be finite and >= 0: 'nan'"),
+        (["--lr", "1", "--wd", "0", "--width", "2.5"], "argument --width: not an integer: '2.5'"),
+        (["--lr", "1", "--wd", "0", "--steps", "3", "--epochs", "2"], "--epochs: not allowed with argument --steps"),
+        (["--lr", "1", "--wd", "0", "--fix-norm", "--fix-elr", "1"], "--fix-elr: not allowed with argument --fix-norm"),
+        (["--lr", "1", "--wd", "0", "--data", "imagenet"], "invalid choice: 'imagenet'"),
+    ],
+)
+def test_generated_options_check_their_domain(argv, fragment, capsys):
+    assert main(["train", *argv]) == 2
+    assert fragment in capsys.readouterr().err

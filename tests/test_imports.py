@@ -1,0 +1,82 @@
+"""The import graph of the project: no circle anywhere, and the layers import one way only.
+
+Every ``import`` statement counts, at the top of a module or inside a function: a late import hides a circle from
+Python, not from a reader.
+"""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("theory", "simulate", "empirical", "paper_checks")
+"""Bottom to top: a package may import only those before it (and itself)."""
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the project modules it imports (``from a import b``: ``a.b`` if that is a module, else ``a``)."""
+    modules = {_module_name(path): path for layer in LAYERS for path in (ROOT / layer).rglob("*.py")}
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                # `from a import b`: the module a.b if there is one, else the name b of module a
+                targets = [f"{node.module}.{alias.name}" for alias in node.names]
+                targets = [target if target in modules else node.module for target in targets]
+            else:
+                continue
+            graph[name].update(target for target in targets if target in modules and target != name)
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of ``graph`` (its modules in order, the first repeated at the end), or None."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        return error.args[1]
+    return None
+
+
+GRAPH = import_graph()
+
+
+def test_the_graph_sees_the_project():
+    assert len(GRAPH) > 40
+    assert "empirical.config" in GRAPH["empirical.runs"]
+    assert "paper_checks.cli.train_cmd" in GRAPH["paper_checks.cli"]  # `from paper_checks.cli import train_cmd`
+    assert "paper_checks.demo" in GRAPH["paper_checks.cli.demo_cmd"]  # an import inside a function
+
+
+def test_no_import_circle():
+    assert find_circle(GRAPH) is None, f"an import circle: {' -> '.join(find_circle(GRAPH))}"
+
+
+def test_a_circle_is_found():  # the control: the test above can fail
+    graph = {name: set(targets) for name, targets in GRAPH.items()}
+    graph["empirical.config"].add("empirical.runs")
+    circle = find_circle(graph)
+    assert circle is not None and {"empirical.config", "empirical.runs"} <= set(circle)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layers_import_downwards_only(layer):
+    above = LAYERS[LAYERS.index(layer) + 1 :]
+    upward = [
+        (module, target)
+        for module, targets in GRAPH.items()
+        for target in targets
+        if module.split(".")[0] == layer and target.split(".")[0] in above
+    ]
+    assert not upward, f"{layer} imports from a layer above it: {upward}"
