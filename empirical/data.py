@@ -440,12 +440,21 @@ def epoch_batches(
     return [perm[i : min(i + batch_size, stop)] for i in range(0, stop, batch_size)]
 
 
+def _without_waiting(t: Tensor, device: torch.device) -> Tensor:
+    """``t`` on ``device``. A host tensor goes to a GPU from pinned memory, asynchronously: a copy from pageable
+    memory would make the host wait for every kernel queued before it, once a step."""
+    if t.device.type == "cpu" and device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def augment(x: Tensor, generator: torch.Generator, padding: int = 4, *, flip: bool = True) -> Tensor:
     """Random crop (zero padding ``padding``) and random horizontal flip of a batch ``(N, C, H, W)``.
 
     Per sample, draws (from ``generator``, in this order) a row offset and a column offset in ``0..2*padding`` and,
     if ``flip``, a flip decision with probability 1/2. Output ``[n, :, i, j]`` is the zero-padded input at
-    ``[n, :, oy + i, ox + j]`` (``ox + W - 1 - j`` when flipped). All done with one gather, no per-image loop.
+    ``[n, :, oy + i, ox + j]`` (``ox + W - 1 - j`` when flipped). All done with one gather, no per-image loop; the
+    draws of a host ``generator`` reach a CUDA ``x`` in one copy from pinned memory that the host does not wait for.
     """
     if x.ndim != 4:
         raise ValueError(f"augment expects (N, C, H, W), got shape {tuple(x.shape)}")
@@ -453,12 +462,13 @@ def augment(x: Tensor, generator: torch.Generator, padding: int = 4, *, flip: bo
         raise ValueError(f"padding must be >= 0, got {padding}")
     n, c, h, w = x.shape
     gdev = generator.device
-    oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev).to(x.device)
-    ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev).to(x.device)
+    draws = [torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev) for _ in range(2)]
     if flip:
-        flipped = (torch.rand(n, generator=generator, device=gdev) < 0.5).to(x.device)
+        draws.append((torch.rand(n, generator=generator, device=gdev) < 0.5).long())
     else:
-        flipped = torch.zeros(n, dtype=torch.bool, device=x.device)
+        draws.append(torch.zeros(n, dtype=torch.long, device=gdev))
+    oy, ox, flipped = _without_waiting(torch.stack(draws), x.device)
+    flipped = flipped.bool()
     padded = F.pad(x, (padding, padding, padding, padding)) if padding else x
     ar_h = torch.arange(h, device=x.device)
     ar_w = torch.arange(w, device=x.device)
