@@ -301,6 +301,9 @@ def test_resnet_initial_norm_width64():
 def test_build_model_dispatch(name):
     model = build_model(name, width=4, in_channels=1, n_classes=3, init_scale=2.0)
     assert type(model) is MODELS[name]
+    # the registry pairs empirical.config's names with the classes by position: each class is what its name says
+    assert ("resnet" in name) == isinstance(model, ResNet18SI)
+    assert name.endswith("_affine") == MODELS[name].trains_all_parameters
     assert model.head.out_features == 3
     if not MODELS[name].trains_all_parameters:  # the affine variants keep the default head
         assert float(model.head.weight.detach().norm()) == pytest.approx(2.0, rel=1e-6)
