@@ -50,7 +50,6 @@ def option(default=MISSING, *, help: str, domain: str | None = None, choices: tu
 
 def check_fields(config) -> None:
     """Raise ``ValueError`` naming the first field of the dataclass ``config`` outside its domain or choices."""
-    types = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value, domain, choices = getattr(config, f.name), f.metadata.get("domain"), f.metadata.get("choices")
         if value is None or isinstance(value, bool):
@@ -58,7 +57,8 @@ def check_fields(config) -> None:
         if choices is not None and value not in choices:
             raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}")
         if choices is None and isinstance(value, int | float) and not in_domain(value, domain):
-            integer = int in (types[f.name], *typing.get_args(types[f.name]))
+            declared = typing.get_type_hints(type(config))[f.name]  # only here: it costs ~0.5 ms
+            integer = int in (declared, *typing.get_args(declared))
             raise ValueError(f"{f.name} must be {domain_text(domain, integer)}; got {value!r}")
 
 
