@@ -4,6 +4,9 @@ device's FLOP floor (a large matmul in the same process); and the projected wall
 paper's 1001 CIFAR epochs at batch 128).
 
     .venv/bin/python benchmarks/batched_training.py [--members 8] [--steps 48] [--nets c8 c32] [--device cpu]
+        [--channels-last] [--allow-tf32]
+
+On a GPU, ``benchmarks/gpu_session.sh`` runs it with the shortened analogue, as one command.
 
 Nets: ConvNetSI c=8 on digits (1×8×8) and c=32 on CIFAR-shaped synthetic data (3×32×32), batch 128, members with
 their own η (log-spaced), λ = 1e-3 and seeds. Each mode runs once for warm-up and then ``--repeats`` times; the
@@ -28,11 +31,11 @@ NETS = {"c8": ("digits", 8), "c32": ("synthetic", 32)}
 PAPER_STEPS = 391_391
 
 
-def member_specs(net: str, members: int, steps: int, device: str, channels_last: bool = False) -> list[RunSpec]:
+def member_specs(net: str, members: int, steps: int, device: str, **numerics) -> list[RunSpec]:
+    """``members`` runs of ``net`` differing in η and seed; ``numerics``: ``channels_last``, ``allow_tf32``."""
     data, width = NETS[net]
     base = RunSpec(
-        lr=1.0, wd=1e-3, steps=steps, width=width, data=data, batch_size=128, eval_points=0, device=device,
-        channels_last=channels_last,
+        lr=1.0, wd=1e-3, steps=steps, width=width, data=data, batch_size=128, eval_points=0, device=device, **numerics
     )  # fmt: skip
     return [base.replace(lr=float(lr), seed=i) for i, lr in enumerate(np.geomspace(0.1, 3.0, members))]
 
@@ -53,8 +56,8 @@ def run_time(specs: list[RunSpec], together: bool, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(net: str, members: int, steps: int, repeats: int, device: str, channels_last: bool) -> dict:
-    specs = member_specs(net, members, steps, device, channels_last)
+def measure(net: str, members: int, steps: int, repeats: int, device: str, **numerics) -> dict:
+    specs = member_specs(net, members, steps, device, **numerics)
     modes = {"one run": (specs[:1], False), "one after another": (specs, False), "together": (specs, True)}
     seconds = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -78,15 +81,17 @@ def main():
     parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["c8", "c32"])
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--channels-last", action="store_true", help="NHWC tensors (RunSpec.channels_last)")
+    parser.add_argument("--allow-tf32", action="store_true", help="CUDA: TF32 (RunSpec.allow_tf32; default strict)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     gflops = matmul_gflops(device=device)
     print(
         f"{device}, {torch.get_num_threads()} threads; matmul {gflops:.0f} GFLOP/s (float32); "
-        f"channels_last={args.channels_last}"
+        f"channels_last={args.channels_last}, allow_tf32={args.allow_tf32}"
     )
     for net in args.nets:
-        found = measure(net, args.members, args.steps, args.repeats, device, args.channels_last)
+        numerics = {"channels_last": args.channels_last, "allow_tf32": args.allow_tf32}
+        found = measure(net, args.members, args.steps, args.repeats, device, **numerics)
         rates = found["config_steps_per_s"]
         floor = gflops * 1e9 / found["flops"]
         shape = "x".join(map(str, found["shape"]))
