@@ -26,9 +26,9 @@ from train_step import conv_flops, matmul_gflops
 
 from empirical.batched import train_together
 from empirical.runs import RunSpec, build_trainer, resolve_device
+from paper_checks.analogue import PAPER_STEPS
 
 NETS = {"c8": ("digits", 8), "c32": ("synthetic", 32)}
-PAPER_STEPS = 391_391
 
 
 def member_specs(net: str, members: int, steps: int, device: str, **numerics) -> list[RunSpec]:

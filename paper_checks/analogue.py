@@ -36,8 +36,9 @@ def run_analogue(
     allow_tf32: bool = False,
     progress: bool = True,
 ) -> tuple[Path, list[Run]]:
-    """Train the four runs into ``out/runs/`` (resuming unfinished ones from their checkpoints, every 3910 steps)
-    and draw ``out/figure2.png``; return the figure's path and the runs (in :data:`LEARNING_RATES` order).
+    """Train the four runs into ``out/runs/`` (resuming unfinished ones from their checkpoints, written at the paper
+    scale's :data:`~paper_checks.common.CHECKPOINT_EVERY`) and draw ``out/figure2.png``; return the figure's path and
+    the runs (in :data:`LEARNING_RATES` order).
 
     ``ValueError`` (or :class:`~empirical.data.DataError`) for missing data files or bad sizes.
     """

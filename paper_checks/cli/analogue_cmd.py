@@ -20,6 +20,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``bnwd analogue`` to ``parser``."""
     options.add_spec_option(parser, "data_dir", help="folder of the four Fashion-MNIST IDX files (default: installed)")
     options.add_spec_option(parser, "device")
+    # paper_checks.analogue's PAPER_STEPS and width, written here: importing that module loads torch, --help must not
     options.add_spec_option(parser, "steps", default=391_391, help="steps per run (default: %(default)s)")
     options.add_spec_option(parser, "width", default=32, help="ConvNetSI width c (default: %(default)s)")
     options.add_together_option(parser, 4, "the four learning rates")

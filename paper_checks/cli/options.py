@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from pathlib import Path
 
-from empirical.config import DOMAINS, RunSpec, domain_text, in_domain
+from empirical.config import DOMAINS, RunSpec, domain_text, in_domain, value_type
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -80,7 +79,6 @@ def add_together_option(parser: argparse.ArgumentParser, default: int, which: st
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
-_TYPES = typing.get_type_hints(RunSpec)
 
 
 def add_spec_option(parser, name: str, *, many: str | None = None, **overrides) -> None:
@@ -93,7 +91,7 @@ def add_spec_option(parser, name: str, *, many: str | None = None, **overrides) 
     """
     spec_field = _FIELDS[name]
     meta = spec_field.metadata
-    kind = next(t for t in (bool, int, float, str) if t == _TYPES[name] or t in typing.get_args(_TYPES[name]))
+    kind = value_type(RunSpec, name)
     kwargs = {"dest": name, "help": meta["help"]}
     if kind is bool:
         kwargs["action"] = "store_true"
