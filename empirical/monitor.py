@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 import theory
-from empirical.curvature import effective_sharpness
+from empirical.curvature import CONFIDENCE, effective_sharpness
 from empirical.scale_invariance import find_si_groups, si_parameters
 from empirical.tracking import CrossingSearch, locate_crossing
 from simulate.analysis import summarize_run, threshold_crossings
@@ -46,7 +46,9 @@ from simulate.forecast import MIN_HISTORY, run_forecast
 from simulate.records import append_jsonl, current_record, make_durable, read_jsonl, series_arrays, write_json
 
 SHARPNESS_TOL = 1e-3
-"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`)."""
+"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`), which also
+certifies that λ_max is at most :data:`~empirical.curvature.MISS_TOL` above it at
+:data:`~empirical.curvature.CONFIDENCE`."""
 
 SYNC_EVERY = 64
 """Steps between transfers of the buffered values to the host, by default."""
@@ -267,7 +269,6 @@ class Monitor:
         self._unsettled: int | None = None  # a step whose sharpness schedule is still to be run
         self._search = self._shadow = None
         self._history: deque = deque(maxlen=self.sharpness_every + 1)
-        self._eigenvectors: dict[int, np.ndarray] = {}
         if self.sharpness_every:
             self._search = CrossingSearch(math.inf, self.sharpness_every)
             self._shadow = copy.deepcopy(model).train()
@@ -495,7 +496,8 @@ class Monitor:
 
     def _measure_past(self, step: int, looked_back: bool = False) -> float | None:
         """η̃·s̃ at ``step`` (s̃ of its batch at the weights before its update, λ_max by Lanczos to
-        :data:`SHARPNESS_TOL`, warm-started from the eigenvector measured nearest in time): measured before, or now
+        :data:`SHARPNESS_TOL` and certified to :data:`~empirical.curvature.MISS_TOL`, cold-started: a warm start saves
+        nothing under the certificate, :func:`~empirical.curvature.krylov_margin`): measured before, or now
         from the weights kept into its record; None if the step is no longer kept. With ``looked_back``, the
         measurement goes to the schedule, and a crossing it brackets is located."""
         record = self._record(step)
@@ -509,19 +511,21 @@ class Monitor:
         weights, batches = kept[step]
         with torch.no_grad():
             torch._foreach_copy_(list(self._shadow.parameters()), weights)
-        near = [t for t in self._eigenvectors if abs(t - step) < self.sharpness_every]
-        warm = self._eigenvectors[min(near, key=lambda t: abs(t - step))] if near else None
         found = effective_sharpness(
             self._shadow,
             batches or [self.probe],
             si_params=self._shadow_si,
             loss_fn=_summed(self.loss_fn),
             tol=SHARPNESS_TOL,
-            v0=warm,
         )
-        self._eigenvectors[step] = found["eigenvector"]
-        for t in [t for t in self._eigenvectors if t < step - self.sharpness_every]:
-            del self._eigenvectors[t]
+        if not found["converged"]:
+            warnings.warn(
+                f"Monitor: s̃ at step {step} is not certified within {found['n_hvp']} HVPs (λ_max "
+                f"{found['sharpness']:.4g}, at most {found['sharpness_upper_bound']:.4g} at {CONFIDENCE:.0%} "
+                "confidence); recorded as measured",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         record |= {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
         if self.not_computed:
             return None
@@ -557,8 +561,8 @@ class Monitor:
 
     def load_state_dict(self, state: dict) -> None:
         """Go on from :meth:`state_dict`'s ``state``: the stream is cut back to the length it had then (what a run
-        killed later wrote after it, a chunk cut short included), the schedule resumes (its kept weights and warm
-        starts are gone: the next measurements start cold). ``ValueError`` if the stream is shorter than that."""
+        killed later wrote after it, a chunk cut short included), the schedule resumes (its kept weights are gone).
+        ``ValueError`` if the stream is shorter than that."""
         if self._stream is not None:
             size = self._stream.stat().st_size if self._stream.exists() else 0
             if size < state["offset"]:
