@@ -38,11 +38,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-
-from empirical.curvature import HessianOperator, top_eigenvalues
-from empirical.data import load_dataset
-from empirical.monitor import SHARPNESS_TOL
-from empirical.nets import ConvNetSI
+from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
+from bnwd.empirical.data import load_dataset
+from bnwd.empirical.monitor import SHARPNESS_TOL
+from bnwd.empirical.nets import ConvNetSI
 
 try:
     import importlib

@@ -1,7 +1,7 @@
 """Seconds to analyse a batch of runs with the joint detector and its sensitivity band (target: 64 × 20 000 < 2 s).
 
 The batch is the noisy Rayleigh toy over a grid of (η, λ) (periodic, equilibrium and convergent rows alike),
-simulated once; :func:`simulate.destabilization.analyze` is then timed on it with the declared band (six settings)
+simulated once; :func:`analysis.destabilization.analyze` is then timed on it with the declared band (six settings)
 and without it, best of ``--repeat``.
 
     .venv/bin/python benchmarks/detection_band.py [--configs 64] [--steps 20000] [--repeat 3]
@@ -13,10 +13,9 @@ import argparse
 import time
 
 import numpy as np
-
-from simulate.destabilization import SENSITIVITY_BAND, analyze
-from simulate.integrate import integrate
-from simulate.models import RayleighQuotient
+from bnwd.analysis.destabilization import SENSITIVITY_BAND, analyze
+from bnwd.simulate.integrate import integrate
+from bnwd.simulate.models import RayleighQuotient
 
 
 def best_of(repeat: int, call) -> float:

@@ -31,8 +31,8 @@ FILES = ("series.jsonl", "eval.jsonl", "summary.json")
 CHILD = """
 import os, sys
 from pathlib import Path
-import empirical.checkpoints, empirical.monitor
-from empirical.runs import RunSpec, build_trainer
+import bnwd.empirical.checkpoints, bnwd.empirical.monitor
+from bnwd.empirical.runs import RunSpec, build_trainer
 
 out, steps, fault, nth = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 calls = {"n": 0}
@@ -42,14 +42,14 @@ def armed():
     return calls["n"] == nth
 
 if fault == "chunk":
-    append = empirical.monitor.append_jsonl
+    append = bnwd.empirical.monitor.append_jsonl
     def append_then_die(path, records, offset):
         if armed():
             with open(path, "r+b" if Path(path).exists() else "wb") as f:
                 f.seek(offset); f.truncate(); f.write(b'{"step": 1, "lo')
             os._exit(3)
         return append(path, records, offset)
-    empirical.monitor.append_jsonl = append_then_die
+    bnwd.empirical.monitor.append_jsonl = append_then_die
 elif fault in ("checkpoint", "rename"):
     replace = os.replace
     target = "checkpoint.pt" if fault == "checkpoint" else "checkpoint.prev.pt"
@@ -61,7 +61,7 @@ elif fault in ("checkpoint", "rename"):
             replace(src, dst)  # "rename": the old one moved aside, the new one never put in place
             os._exit(3)
         return replace(src, dst)
-    empirical.checkpoints.os.replace = replace_then_die
+    bnwd.empirical.checkpoints.os.replace = replace_then_die
 
 spec = RunSpec(width=4, train_subset=256, batch_size=64, lr=1.0, wd=0.01, steps=steps, checkpoint_every=7,
                eval_points=6, device="cpu")

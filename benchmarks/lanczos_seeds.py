@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
+from bnwd.empirical.monitor import SHARPNESS_TOL
+from bnwd.empirical.nets import ConvNetSI
 from sklearn.datasets import load_digits
-
-from empirical.curvature import HessianOperator, top_eigenvalues
-from empirical.monitor import SHARPNESS_TOL
-from empirical.nets import ConvNetSI
 
 RULES = {"certified": {}, "residual only": {"miss_tol": math.inf}}
 

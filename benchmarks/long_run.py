@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import empirical.checkpoints
-import empirical.monitor
-import empirical.trainer
-from empirical.runs import RunSpec, build_trainer
+import bnwd.empirical.checkpoints
+import bnwd.empirical.monitor
+import bnwd.empirical.trainer
+from bnwd.empirical.runs import RunSpec, build_trainer
 
 
 def timed(module, name: str, spent: dict):
@@ -50,9 +50,9 @@ def main() -> None:
     spec = RunSpec(width=args.width, train_subset=128, batch_size=32, lr=1.0, wd=0.01, steps=args.steps, device="cpu")
     spent: dict[str, float] = {}
     for name in ("append_jsonl", "make_durable"):  # records appended; the stream made durable before a checkpoint
-        timed(empirical.monitor, name, spent)
+        timed(bnwd.empirical.monitor, name, spent)
     for name in ("save_checkpoint", "write_json", "write_jsonl"):
-        timed(empirical.trainer, name, spent)
+        timed(bnwd.empirical.trainer, name, spent)
     for every in (args.checkpoint_every, 0):
         with tempfile.TemporaryDirectory() as folder:
             trainer = build_trainer(spec.replace(checkpoint_every=every), Path(folder))

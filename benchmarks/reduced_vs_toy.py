@@ -1,7 +1,7 @@
 """Predicted against measured periods of the noisy Rayleigh toy, on `bnwd simulate`'s grid.
 
 For each noise level: the toy (64 directions, evenly spaced spectrum) integrated for 20 000 steps once per seed and
-summarised as any run (:func:`simulate.analysis.summarize_run`); per (η, λ) the mean over the seeds of the measured
+summarised as any run (:func:`analysis.summary.summarize_run`); per (η, λ) the mean over the seeds of the measured
 period and of each prediction:
 
 * ``law``: the period law from the η̃ measured after each jump to the threshold η̃_c = 2(1−ηλ)/s̃, no delay;
@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-from simulate.analysis import summarize_run
-from simulate.integrate import integrate
-from simulate.models import DEFAULT_NOISE, RayleighQuotient
-from simulate.reduced import ReducedModel, predict_period
+from bnwd.analysis.summary import summarize_run
+from bnwd.simulate.integrate import integrate
+from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient
+from bnwd.simulate.reduced import ReducedModel, predict_period
 
 PREDICTIONS = {
     "law": "period_predicted",

@@ -16,9 +16,8 @@ import time
 
 import numpy as np
 import torch
-
-from simulate.integrate import integrate
-from simulate.models import RayleighQuotient
+from bnwd.simulate.integrate import integrate
+from bnwd.simulate.models import RayleighQuotient
 
 
 def batched(model, lr, wd, steps):

@@ -18,10 +18,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from empirical.data import load_dataset
-from empirical.monitor import Monitor
-from empirical.nets import build_model
+from bnwd.empirical.data import load_dataset
+from bnwd.empirical.monitor import Monitor
+from bnwd.empirical.nets import build_model
 
 NETS = {"c32": ("synthetic", 32), "c8": ("digits", 8)}
 

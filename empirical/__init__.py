@@ -1,1 +1,1 @@
-"""Real training of scale-invariant torch networks with online metrics (built on :mod:`simulate`)."""
+"""Real training of scale-invariant torch networks with online metrics (built on :mod:`bnwd.simulate`)."""

@@ -113,7 +113,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_fields(self)
-        from theory.numeric import validate  # here: `bnwd --help` imports this module, and sympy takes seconds
+        from bnwd.theory.numeric import validate  # here: `bnwd --help` imports this module, and sympy takes seconds
 
         validate(lr=self.lr, wd=self.wd, momentum=self.momentum)  # and lr·wd < 1
         if self.fix_norm is not None and self.fix_elr is not None:

@@ -677,7 +677,7 @@ def effective_sharpness(
     _check_train_mode(model, "effective_sharpness")
     batches = _check_batches(batches, "effective_sharpness")
     if si_params is None:
-        from empirical.scale_invariance import find_si_groups, si_parameters
+        from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 
         x0, y0 = batches[0]
         groups = find_si_groups(model, x0, y0, loss_fn=loss_fn)

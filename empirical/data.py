@@ -41,9 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bnwd.empirical.config import DATASETS
 from torch import Tensor
-
-from empirical.config import DATASETS
 
 __all__ = [
     "CIFAR_MEAN",

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-from empirical.monitor import Monitor
+from bnwd.empirical.monitor import Monitor
 
 try:
     import lightning.pytorch as pl

@@ -35,15 +35,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bnwd.analysis.destabilization import DEFAULT_SETTINGS
+from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
+from bnwd.analysis.records import append_jsonl, current_record, make_durable, read_jsonl, series_arrays, write_json
+from bnwd.analysis.summary import summarize_run, threshold_crossings
+from bnwd.empirical.curvature import CONFIDENCE, effective_sharpness
+from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
+from bnwd.empirical.tracking import CrossingSearch, locate_crossing
 
-import theory
-from empirical.curvature import CONFIDENCE, effective_sharpness
-from empirical.scale_invariance import find_si_groups, si_parameters
-from empirical.tracking import CrossingSearch, locate_crossing
-from simulate.analysis import summarize_run, threshold_crossings
-from simulate.destabilization import DEFAULT_SETTINGS
-from simulate.forecast import MIN_HISTORY, run_forecast
-from simulate.records import append_jsonl, current_record, make_durable, read_jsonl, series_arrays, write_json
+from bnwd import theory
 
 SHARPNESS_TOL = 1e-3
 """Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`), which also
@@ -71,15 +71,15 @@ def stability_threshold(lr: float, wd: float, momentum: float = 0.0) -> float | 
 
 
 def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTINGS) -> dict:
-    """The summary of a measured run: :func:`simulate.analysis.summarize_run` of its records, with what the monitor
+    """The summary of a measured run: :func:`analysis.summary.summarize_run` of its records, with what the monitor
     knows besides.
 
     The norm control comes from ``fix_elr`` / ``fix_norm``, the learning rate from ``lr_effective``; the effective
     sharpness of the minima is the median of those measured. Where η̃·s̃ was measured, the summary adds
     ``elr_times_sharpness_threshold`` (:func:`stability_threshold`: 2(1−ηλ), or heavy ball's threshold with
-    momentum) and, per destabilisation, where η̃·s̃ stood before it (:func:`simulate.analysis.threshold_crossings`);
+    momentum) and, per destabilisation, where η̃·s̃ stood before it (:func:`analysis.summary.threshold_crossings`);
     with momentum and ηλ > (1−√β)², where the theory derives no threshold, neither. With a free norm, λ > 0, a
-    threshold and at least 5 periods it adds ``period_forecast`` (:func:`simulate.forecast.run_forecast`): each
+    threshold and at least 5 periods it adds ``period_forecast`` (:func:`analysis.forecast.run_forecast`): each
     period predicted from its first quarter, and the next one.
 
     Parameters
@@ -87,14 +87,14 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
     config : dict
         The run's ``config.json`` (``lr``, ``wd``, ``momentum``, ``lr_effective``, ``fix_norm``, ``fix_elr``).
     records : list of dict
-        Its per-step records in memory form (:func:`simulate.records.read_jsonl` of ``series.jsonl``).
+        Its per-step records in memory form (:func:`analysis.records.read_jsonl` of ``series.jsonl``).
     settings : DetectorSettings
-        The detector's settings (:mod:`simulate.destabilization`).
+        The detector's settings (:mod:`analysis.destabilization`).
 
     Returns
     -------
     dict
-        The :data:`simulate.schema.SUMMARY_FIELDS` of the run but ``run_id``.
+        The :data:`analysis.schema.SUMMARY_FIELDS` of the run but ``run_id``.
     """
     steps, series = series_arrays(records)
     if config.get("fix_elr") is not None:
@@ -459,7 +459,7 @@ class Monitor:
                     record[product] = r_elr * record[measured]
 
     def records(self) -> list[dict]:
-        """The per-step records so far (the :data:`simulate.schema.SERIES_FIELDS` and the values given to
+        """The per-step records so far (the :data:`analysis.schema.SERIES_FIELDS` and the values given to
         :meth:`log`), brought to the host: those streamed to ``series.jsonl`` read back, then those in memory."""
         self._flush()
         streamed = read_jsonl(self._stream)[: self._written] if self._written else []

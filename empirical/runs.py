@@ -18,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from empirical.batched import train_together
-from empirical.config import RunSpec, TrainConfig
-from empirical.data import SEEDED, TRAIN_SIZES, load_dataset
-from empirical.monitor import summarize_records
-from empirical.nets import build_model
-from empirical.trainer import Trainer, steps_per_epoch
-from simulate.destabilization import DEFAULT_SETTINGS
-from simulate.records import read_jsonl, series_arrays
+from bnwd.analysis.destabilization import DEFAULT_SETTINGS
+from bnwd.analysis.records import read_jsonl, series_arrays
+from bnwd.empirical.batched import train_together
+from bnwd.empirical.config import RunSpec, TrainConfig
+from bnwd.empirical.data import SEEDED, TRAIN_SIZES, load_dataset
+from bnwd.empirical.monitor import summarize_records
+from bnwd.empirical.nets import build_model
+from bnwd.empirical.trainer import Trainer, steps_per_epoch
 
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Fields that change where or how a run is executed, not its numbers: kept out of the run id.
@@ -143,7 +142,7 @@ def is_finished(out: Path) -> bool:
 @dataclass
 class MeasuredRun:
     """A finished run folder, read back: ``config`` (``config.json``), the per-step ``records`` (``series.jsonl``
-    in memory form) with ``steps`` and the :data:`simulate.schema.SERIES` arrays ``series`` made of them, the
+    in memory form) with ``steps`` and the :data:`analysis.schema.SERIES` arrays ``series`` made of them, the
     ``evals`` (``eval.jsonl``) and the ``summary`` (:func:`empirical.monitor.summarize_records`)."""
 
     path: Path

@@ -15,7 +15,7 @@ interrupt and to repeat:
   times, both into the same folder;
 * the table has one row per run id, read from the folders, not from the task results.
 
-The rows have the schema of the simulated sweep (:func:`simulate.analysis.summarize_run`), so that
+The rows have the schema of the simulated sweep (:func:`analysis.summary.summarize_run`), so that
 :func:`simulate.plots.plot_period_vs_lr_wd` draws both.
 """
 
@@ -30,12 +30,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from bnwd.analysis.records import write_rows_csv
+from bnwd.analysis.summary import frequency_slope_band
+from bnwd.empirical.runs import RunSpec, is_finished, read_run, run_id, together_groups, train_runs
+from bnwd.simulate.plots import plot_period_vs_lr_wd
 from tqdm import tqdm
-
-from empirical.runs import RunSpec, is_finished, read_run, run_id, together_groups, train_runs
-from simulate.analysis import frequency_slope_band
-from simulate.plots import plot_period_vs_lr_wd
-from simulate.records import write_rows_csv
 
 _FIELD_TYPES = {f.name: {part.strip() for part in str(f.type).split("|")} for f in fields(RunSpec)}
 RETRIES = 2
@@ -239,7 +238,7 @@ def run_sweep(
 
 def run_row(spec: RunSpec, summary: dict) -> dict:
     """The table row of a finished run: ``run_id``, the spec's fields, then the scalars of its ``summary``
-    (:func:`empirical.runs.read_run`: :func:`simulate.analysis.summarize_run` of its records, the row a simulated
+    (:func:`empirical.runs.read_run`: :func:`analysis.summary.summarize_run` of its records, the row a simulated
     run has too); the per-run lists and tables (``events``, ``periods``, ``detection_band``, …) stay in the run's
     ``summary.json``."""
     scalars = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
@@ -254,7 +253,7 @@ def aggregate(specs: list[RunSpec], out: Path) -> dict:
     -------
     dict
         ``rows`` and the ``frequency_slope`` of log frequency against log ηλ over the periodic runs, with its range
-        over the detector's band (:func:`simulate.analysis.frequency_slope_band`; the theory's slope is 1).
+        over the detector's band (:func:`analysis.summary.frequency_slope_band`; the theory's slope is 1).
     """
     out = Path(out)
     finished = [spec for spec in specs if is_finished(out / run_id(spec))]

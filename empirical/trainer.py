@@ -19,15 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bnwd.analysis.records import write_json, write_jsonl
+from bnwd.empirical.checkpoints import load_checkpoint, save_checkpoint
+from bnwd.empirical.config import TrainConfig
+from bnwd.empirical.curvature import batch_sharpness
+from bnwd.empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
+from bnwd.empirical.monitor import Monitor
+from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 from tqdm.auto import tqdm
-
-from empirical.checkpoints import load_checkpoint, save_checkpoint
-from empirical.config import TrainConfig
-from empirical.curvature import batch_sharpness
-from empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
-from empirical.monitor import Monitor
-from empirical.scale_invariance import find_si_groups, si_parameters
-from simulate.records import write_json, write_jsonl
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:

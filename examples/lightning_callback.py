@@ -13,10 +13,9 @@ import argparse
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from bnwd.empirical.data import load_dataset
+from bnwd.empirical.lightning_callback import MonitorCallback
 from torch import nn
-
-from empirical.data import load_dataset
-from empirical.lightning_callback import MonitorCallback
 
 
 class TinyConvNet(pl.LightningModule):

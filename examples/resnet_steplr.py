@@ -12,10 +12,9 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from bnwd.empirical.data import load_dataset
+from bnwd.empirical.monitor import Monitor
 from torch import nn
-
-from empirical.data import load_dataset
-from empirical.monitor import Monitor
 
 
 class Block(nn.Module):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from empirical.data import TRAIN_SIZES
-from paper_checks.common import CheckContext, Run
-from paper_checks.figures import four_panels
+from bnwd.empirical.data import TRAIN_SIZES
+from bnwd.paper_checks.common import CheckContext, Run
+from bnwd.paper_checks.figures import four_panels
 
 LEARNING_RATES = (1.0, 0.03, 0.01, 0.001)
 PAPER_STEPS = 391_391

@@ -19,9 +19,8 @@ import itertools
 import math
 
 import numpy as np
-
-from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
-from paper_checks.figures import four_panels
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
+from bnwd.paper_checks.figures import four_panels
 
 CLAIM = "C1"
 TITLE = "SGD with BN + weight decay at constant lr is periodic: ρ shrinks between destabilisations, jumps at them"

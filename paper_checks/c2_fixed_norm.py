@@ -10,11 +10,11 @@ at chance level), so "no destabilisation" would be empty. The fixed norm is ther
 rounded to 3 significant digits so that the run id is stable.
 
 With ρ constant there is no norm jump to detect: both runs are compared on their loss, with the same detection
-(:func:`simulate.detection.detect_destabilizations`, ``kind="loss"``) and a stated smallest spike,
+(:func:`analysis.detection.detect_destabilizations`, ``kind="loss"``) and a stated smallest spike,
 ``min_loss_spike`` (×100: a destabilisation sends the loss up by ×10²–10⁴ in the paper). The detector's own
 noise threshold is not used for the verdict: a converged loss of ~1e-4 has bursts of ×10–30 that it flags (its
 documented limit in a noisy equilibrium); those counts, and the fixed run's summary (regime ``fixed_norm``, its
-loss spikes by :func:`simulate.destabilization.spike_events`), are reported too.
+loss spikes by :func:`analysis.destabilization.spike_events`), are reported too.
 The claim holds when the free run has at least ``min_free_destabilizations`` destabilisations on ρ and as many
 loss spikes, the fixed run at most ``max_fixed_destabilizations`` loss spikes, and the fixed run trains (final
 loss at most ``max_fixed_loss_ratio`` of its initial loss).
@@ -22,13 +22,12 @@ loss at most ``max_fixed_loss_ratio`` of its initial loss).
 
 from __future__ import annotations
 
+import bnwd.paper_checks.c1_periodic as c1
 import numpy as np
+from bnwd.analysis.detection import detect_destabilizations
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
+from bnwd.paper_checks.figures import draw_rho, positive, run_label, save_figure
 from matplotlib.figure import Figure
-
-import paper_checks.c1_periodic as c1
-from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
-from paper_checks.figures import draw_rho, positive, run_label, save_figure
-from simulate.detection import detect_destabilizations
 
 CLAIM = "C2"
 TITLE = "With the SI weight norm fixed, the destabilisations disappear: the norm dynamics cause them"

@@ -5,8 +5,8 @@ to about the same threshold, so the period is ``T ≈ ln(η̃_c/η̃_s)/(2ηλ)`
 ηλ (slope 1 of log frequency against log ηλ) and depends on η and λ only through their product.
 
 The check trains a grid of (η, λ) spanning at least a decade of ηλ, with two factorisations of some products,
-measures each run's mean period (its summary, :func:`simulate.analysis.summarize_run`: destabilisations of ρ, the
-first interval dropped when it is a transient outlier), fits the slope (:func:`simulate.analysis.frequency_slope`)
+measures each run's mean period (its summary, :func:`analysis.summary.summarize_run`: destabilisations of ρ, the
+first interval dropped when it is a transient outlier), fits the slope (:func:`analysis.summary.frequency_slope`)
 and compares the mean periods of the runs that share a product. C4 and C10 reuse the same runs (:func:`measure_grid`).
 """
 
@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
-from simulate.analysis import frequency_slope
-from simulate.plots import plot_period_vs_lr_wd
+from bnwd.analysis.summary import frequency_slope
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
+from bnwd.simulate.plots import plot_period_vs_lr_wd
 
 CLAIM = "C3"
 TITLE = "Frequency of destabilisations ∝ ηλ (slope 1 in log-log); equal ηλ with different η, λ gives equal periods"

@@ -1,7 +1,7 @@
 """C4: each period predicted from its first quarter, out of sample, against baselines and controls.
 
 A prediction of period k (destabilisation ``e_k`` to ``e_{k+1}``) is made at its horizon, a quarter of the mean past
-period after ``e_k``, from what is known then (:mod:`simulate.forecast`): η̃ after the jump and the theory's complete
+period after ``e_k``, from what is known then (:mod:`analysis.forecast`): η̃ after the jump and the theory's complete
 period ``(b_k − e_k) + period_length(η̃_s, η̃_c)`` to a threshold η̃_c that does not look at the period's end:
 
 * **theory** (decides the verdict): ``η̃_c = θ(η, λ, β)/s̃`` with s̃ measured by the horizon (a run of the grid
@@ -22,12 +22,11 @@ and *at the period's own end* gives, by the exact ELR map, the share of the peri
 from __future__ import annotations
 
 import numpy as np
+from bnwd.analysis.forecast import THRESHOLDS, period_inputs, period_predictions, score_predictions
+from bnwd.analysis.summary import predicted_periods
+from bnwd.paper_checks import c3_frequency
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 from matplotlib.figure import Figure
-
-from paper_checks import c3_frequency
-from paper_checks.common import CheckContext, PlannedRun, Verdict
-from simulate.analysis import predicted_periods
-from simulate.forecast import THRESHOLDS, period_inputs, period_predictions, score_predictions
 
 CLAIM = "C4"
 TITLE = "Each period, predicted from its first quarter (η̃ after the jump, s̃ then), beats the baselines"
@@ -74,7 +73,7 @@ def pure_decay_share(elr: np.ndarray, row: dict, lr: float, wd: float, momentum:
 
 
 def _scored(run, lr: float, wd: float, momentum: float, threshold: str) -> dict:
-    """:func:`simulate.forecast.period_predictions` of one run's periods at ``threshold``."""
+    """:func:`analysis.forecast.period_predictions` of one run's periods at ``threshold``."""
     measured = [r for r in run.records if "eff_sharpness" in r]
     inputs = period_inputs(
         run.steps,
@@ -87,7 +86,7 @@ def _scored(run, lr: float, wd: float, momentum: float, threshold: str) -> dict:
 
 
 def _pooled(found: list[dict]) -> dict:
-    """:func:`simulate.forecast.score_predictions` over the scored periods of all runs together."""
+    """:func:`analysis.forecast.score_predictions` over the scored periods of all runs together."""
 
     def joined(part: str) -> dict:
         return {name: np.concatenate([f[part][name][f["scored"]] for f in found]) for name in found[0][part]}

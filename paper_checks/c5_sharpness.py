@@ -17,7 +17,7 @@ the factor A takes ``t_max = √(ln A / 2ηλ)`` steps; A is at most the float32
 steps (since the previous event). Events that happen while η̃·s̃ has stayed above the threshold since the previous
 jump (the recovery after a catapult, far from any minimum, where the linear criterion does not apply) are counted
 as not on threshold. The trainer's summary lists, per event, the last measurement and the last crossing
-(:func:`simulate.analysis.threshold_crossings`); this check only applies the two limits to them.
+(:func:`analysis.summary.threshold_crossings`); this check only applies the two limits to them.
 
 Minibatch SGD, reported beside the decision and not part of it: a second run measures the top eigenvalue of each
 step's *batch* loss (the same tracking) and the batch sharpness ``E_B[g_BᵀH_B g_B/‖g_B‖²]``
@@ -32,11 +32,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from bnwd.analysis.summary import threshold_crossings
+from bnwd.empirical.monitor import stability_threshold
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 from matplotlib.figure import Figure
-
-from empirical.monitor import stability_threshold
-from paper_checks.common import CheckContext, PlannedRun, Verdict
-from simulate.analysis import threshold_crossings
 
 CLAIM = "C5"
 TITLE = "A destabilisation happens when η̃·s̃ crosses 2(1−ηλ) (full-batch GD)"
@@ -174,7 +173,7 @@ def threshold_test(result, key: str, settings: dict) -> dict:
     -------
     dict
         ``events``, ``threshold``, ``t_max`` (:func:`growth_steps`), ``measured`` (list of (step, value)),
-        ``per_event`` (:func:`simulate.analysis.threshold_crossings` with the ratios to the threshold and
+        ``per_event`` (:func:`analysis.summary.threshold_crossings` with the ratios to the threshold and
         ``on_threshold``), ``n_on``, ``fraction`` (0 without events), ``lags`` (crossing → event, steps) and
         ``median_ratio`` (the median over all measurements of value / threshold; None without any).
     """

@@ -10,7 +10,7 @@ Three runs of one net that differ in (η, λ):
   periods), with ``η̃‖g̃‖ ≈ √(ηλ(2−ηλ))`` (η̃ = :func:`theory.equilibrium_elr` times ‖g̃‖) and the angular
   update per step ≈ :func:`theory.equilibrium_angular_update` ``= arccos(1−ηλ)`` (≈ √(2ηλ)).
 
-The regimes are the runs' ``summary["regime"]`` (:func:`simulate.destabilization.classify`, with the numbers that
+The regimes are the runs' ``summary["regime"]`` (:func:`analysis.destabilization.classify`, with the numbers that
 decided each in the verdict). The equilibrium
 numbers are measured over the last third of the large-ηλ run as root mean squares: the equilibrium balances the
 mean square of the per-step update, ``E[η̃²‖g̃‖²] = ηλ(2−ηλ)`` (from ρ⁺² = (1−ηλ)²ρ² + η²‖∇L‖² at constant ρ),
@@ -21,12 +21,12 @@ too. Each ratio to theory must lie within ``equilibrium_tolerance`` of 1.
 from __future__ import annotations
 
 import numpy as np
+from bnwd.paper_checks.c1_periodic import loss_ratio
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
+from bnwd.paper_checks.figures import draw_phase, draw_rho, run_label, save_figure
 from matplotlib.figure import Figure
 
-import theory
-from paper_checks.c1_periodic import loss_ratio
-from paper_checks.common import CheckContext, PlannedRun, Run, Verdict
-from paper_checks.figures import draw_phase, draw_rho, run_label, save_figure
+from bnwd import theory
 
 CLAIM = "C7"
 TITLE = "Convergence (tiny ηλ) and equilibrium η̃‖g̃‖ ≈ √(2ηλ) (large ηλ) are the ends of the periodic regime"

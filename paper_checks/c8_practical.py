@@ -2,7 +2,7 @@
 
 All parameters trained (affine BatchNorm and the head too, with the same learning rate), heavy-ball momentum 0.9 and
 data augmentation. Momentum changes the free decay of ρ to ≈ ``1 − ηλ/(1−β)`` per step, which the detection takes
-into account (the jump floor of :mod:`simulate.destabilization` is in steps of that decay). Measured and judged like C1
+into account (the jump floor of :mod:`analysis.destabilization` is in steps of that decay). Measured and judged like C1
 (:func:`paper_checks.c1_periodic.periodic_numbers` with the thresholds of these settings); the loss spike is
 reported but not judged: augmentation makes the minibatch loss noisy, and the claim here is only that the periods
 persist.
@@ -14,9 +14,9 @@ the standard crop-and-flip augmentation.
 
 from __future__ import annotations
 
-from paper_checks.c1_periodic import periodic_numbers, periodic_verdict
-from paper_checks.common import CheckContext, PlannedRun, Verdict
-from paper_checks.figures import four_panels
+from bnwd.paper_checks.c1_periodic import periodic_numbers, periodic_verdict
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
+from bnwd.paper_checks.figures import four_panels
 
 CLAIM = "C8"
 TITLE = "Still periodic in the practical setting: all parameters trained, affine BN, momentum 0.9, augmentation"

@@ -6,8 +6,8 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from paper_checks.common import SCALES, CheckContext, Verdict, timed
-from simulate.records import write_json
+from bnwd.analysis.records import write_json
+from bnwd.paper_checks.common import SCALES, CheckContext, Verdict, timed
 
 MODULES = (
     "c1_periodic",

@@ -11,7 +11,7 @@ A check is a module ``paper_checks/cN_<name>.py`` defining
   (``bnwd check --plan``; a test holds each check to it at the tiny scale);
 - optionally ``DETECTOR_BAND``: a sentence saying why the verdict is not recomputed across the detector's
   sensitivity band (a check that detects nothing, or one whose every setting would cost a new run). Every other
-  check runs once per setting of :data:`simulate.destabilization.SENSITIVITY_BAND` (its runs' summaries at that
+  check runs once per setting of :data:`analysis.destabilization.SENSITIVITY_BAND` (its runs' summaries at that
   setting); a verdict that passes at some settings and fails at others is *fragile* and does not pass;
 - optionally ``HEADLINE``: the keys of ``numbers`` whose min–max over the band the summary states.
 
@@ -28,9 +28,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from empirical.monitor import summarize_records
-from empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run, train_runs
-from simulate.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, DetectorSettings
+from bnwd.analysis.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, DetectorSettings
+from bnwd.empirical.monitor import summarize_records
+from bnwd.empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run, train_runs
 
 SCALES = ("tiny", "small", "paper")
 
@@ -169,7 +169,7 @@ def timed(check, ctx: CheckContext, settings: dict) -> Verdict:
     """Run ``check.run(ctx, settings)`` across the detector's band and stamp the verdict with its wall time, the runs
     it used and the band.
 
-    The check runs at each setting of :data:`~simulate.destabilization.SENSITIVITY_BAND` but ``ctx.detector``
+    The check runs at each setting of :data:`~analysis.destabilization.SENSITIVITY_BAND` but ``ctx.detector``
     (figures to a scratch folder; the runs are trained once), then at ``ctx.detector``, whose verdict is returned
     with ``detector_band`` (per setting: ``passed`` and the scalars of ``numbers``). The summary states the min–max
     over the band of the check's ``HEADLINE`` numbers. If the band's outcomes disagree the verdict is fragile: it

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bnwd.analysis.forecast import median_abs_relative_error
+from bnwd.analysis.summary import a_priori_slope, frequency_slope_band
+from bnwd.paper_checks.common import CheckContext
+from bnwd.paper_checks.figures import four_panels
+from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient
+from bnwd.simulate.reduced import held_out_rows
+from bnwd.simulate.sweep import simulate_grid
+from bnwd.theory.report import write_report
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-import theory
-from paper_checks.common import CheckContext
-from paper_checks.figures import four_panels
-from simulate.analysis import a_priori_slope, frequency_slope_band
-from simulate.forecast import median_abs_relative_error
-from simulate.models import DEFAULT_NOISE, RayleighQuotient
-from simulate.reduced import held_out_rows
-from simulate.sweep import simulate_grid
-from theory.report import write_report
+from bnwd import theory
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def _markdown(plan, statements, n_verified, real, simulated, predicted, runs, se
         ),
         "",
         "Each period is predicted when a quarter of the mean past period has gone by, from η̃ after the jump and "
-        "pure weight decay up to the η̃ at which the run destabilised before (`simulate.forecast`: nothing from the "
+        "pure weight decay up to the η̃ at which the run destabilised before (`analysis.forecast`: nothing from the "
         "period's own end), and scored by the median |relative error| over the run's periods, beside two baselines; "
         "— where a run has too few periods.",
         "",

@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from bnwd.paper_checks.common import Run
 from matplotlib.figure import Figure
 
-import theory
-from paper_checks.common import Run
+from bnwd import theory
 
 
 def run_label(run: Run) -> str:

@@ -1,1 +1,1 @@
-"""Vectorised numpy simulation of scale-invariant training dynamics (built on :mod:`theory`)."""
+"""Toy scale-invariant models and their vectorised integrators (built on :mod:`bnwd.analysis`)."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from bnwd.analysis.schema import SERIES
+from bnwd.simulate.models import row_norms
 from tqdm.auto import tqdm
 
-import theory
-from simulate.models import row_norms
-from simulate.schema import SERIES
+from bnwd import theory
 
 MODES = ("free", "fixed_norm")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import theory
+from bnwd import theory
 
 
 def _replay(step, start, drive, lr, wd) -> np.ndarray:

@@ -31,9 +31,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from bnwd.analysis.destabilization import analyze
 
-import theory
-from simulate.destabilization import analyze
+from bnwd import theory
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def run_reduced(model: ReducedModel, lr, wd, *, steps: int, elr0, angle0=0.3, mo
     -------
     dict of ndarray, shape (n_configs, steps) each
         ``si_norm`` (ρ), ``elr``, ``loss`` ((s̃/2) sin²θ), ``eff_grad_norm``, ``angular_update`` and ``angle`` (θ),
-        per step before its update: the series :func:`simulate.destabilization.analyze` reads.
+        per step before its update: the series :func:`analysis.destabilization.analyze` reads.
     """
     lr, wd, momentum, elr, angle = (
         np.array(a, dtype=np.float64) for a in np.broadcast_arrays(lr, wd, momentum, elr0, angle0)
@@ -149,7 +149,7 @@ def run_reduced(model: ReducedModel, lr, wd, *, steps: int, elr0, angle0=0.3, mo
 def predict_period(model: ReducedModel, lr, wd, momentum=0.0, *, steps: int, seeds=(0, 1, 2)) -> list[dict]:
     """The period and regime the reduced model predicts for each (η, λ, β): runs from a quarter of the threshold's
     η̃ (:func:`theory.stability_threshold`) at a random angle, one per seed, analysed as any run
-    (:func:`simulate.destabilization.analyze`).
+    (:func:`analysis.destabilization.analyze`).
 
     Parameters
     ----------
@@ -266,7 +266,7 @@ def held_out_periods(
 
 
 def held_out_rows(rows: list[dict], *, min_periods: int, dim: int = 64) -> dict:
-    """:func:`held_out_periods` of summary rows (:func:`simulate.analysis.summarize_run`): each row's η on the SI
+    """:func:`held_out_periods` of summary rows (:func:`analysis.summary.summarize_run`): each row's η on the SI
     weights, λ, β, and its mean period where it has at least ``min_periods`` periods (the others calibrate nothing)."""
     measured = [r["period_measured"] if len(r["periods"]) >= min_periods else np.nan for r in rows]
     columns = [[r[k] for r in rows] for k in ("lr_effective", "wd", "momentum")]

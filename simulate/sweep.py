@@ -6,12 +6,11 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-
-from simulate.analysis import a_priori_slope, frequency_slope_band, summarize_run
-from simulate.destabilization import DEFAULT_SETTINGS
-from simulate.integrate import integrate
-from simulate.plots import plot_period_vs_lr_wd
-from simulate.records import write_json, write_series_csv
+from bnwd.analysis.destabilization import DEFAULT_SETTINGS
+from bnwd.analysis.records import write_json, write_series_csv
+from bnwd.analysis.summary import a_priori_slope, frequency_slope_band, summarize_run
+from bnwd.simulate.integrate import integrate
+from bnwd.simulate.plots import plot_period_vs_lr_wd
 
 
 def grid(lr, wd, momentum=(0.0,)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,8 +44,8 @@ def simulate_grid(
     -------
     dict
         The summary: ``model``, ``mode``, ``steps``, ``seed``, ``si_norm0``, ``rows`` (one per configuration:
-        ``run_id`` and :func:`simulate.analysis.summarize_run`) and the fitted ``frequency_slope`` over the periodic
-        rows with its range over the detector's band (:func:`simulate.analysis.frequency_slope_band`).
+        ``run_id`` and :func:`analysis.summary.summarize_run`) and the fitted ``frequency_slope`` over the periodic
+        rows with its range over the detector's band (:func:`analysis.summary.frequency_slope_band`).
     """
     lrs, wds, moms = grid(lr, wd, momentum)
     trajectory = integrate(

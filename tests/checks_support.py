@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from paper_checks.common import CheckContext
+from bnwd.paper_checks.common import CheckContext
 
 
 def grid_run_files(ctx, settings, entry):

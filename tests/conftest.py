@@ -16,7 +16,7 @@ def _assert_as_planned(module, settings: dict, ctx, verdict) -> None:
     Trained runs are those through ``ctx.train`` (``verdict.runs``) and the replays a check builds itself, kept in
     ``<out>/c<N>/<run id>[-name]/``.
     """
-    from empirical.runs import run_id
+    from bnwd.empirical.runs import run_id
 
     planned = module.plan(settings)
     ids = {run_id(ctx.spec(**p.values)) for p in planned if not p.derived}
@@ -36,7 +36,7 @@ def as_planned():
 def checked_alone(tmp_path):
     """``run(module)``: the check of ``module`` at its tiny settings, in a folder of its own, asserted to have trained
     what it planned; returns its context and verdict."""
-    from paper_checks.common import CheckContext, timed
+    from bnwd.paper_checks.common import CheckContext, timed
 
     def run(module):
         ctx = CheckContext(out=tmp_path, scale="tiny", device="cpu")
@@ -51,7 +51,7 @@ def checked_alone(tmp_path):
 def ctx(tmp_path_factory):
     """One output folder for the tests of the checks at the tiny scale: checks asking for the same spec share its run,
     as in ``bnwd check`` (C2 reads back C1's run; C4 and C10 read back C3's)."""
-    from paper_checks.common import CheckContext
+    from bnwd.paper_checks.common import CheckContext
 
     return CheckContext(out=tmp_path_factory.mktemp("checks"), scale="tiny", device="cpu")
 
@@ -59,7 +59,7 @@ def ctx(tmp_path_factory):
 @pytest.fixture(scope="session")
 def verdict3(ctx):
     """C3's verdict on its tiny grid, whose runs C4 and C10 read back."""
-    import paper_checks.c3_frequency as c3
-    from paper_checks.common import timed
+    import bnwd.paper_checks.c3_frequency as c3
+    from bnwd.paper_checks.common import timed
 
     return timed(c3, ctx, c3.SETTINGS["tiny"])

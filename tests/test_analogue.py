@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-
-from paper_checks import cli
+from bnwd.paper_checks import cli
 
 
 def test_analogue_trains_the_four_learning_rates_together_and_draws_them(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The analysis of a series (simulate.analysis): regimes, predicted periods, the slope, crossings, depth."""
+"""The analysis of a series (analysis.summary): regimes, predicted periods, the slope, crossings, depth."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import math
 
 import numpy as np
 import pytest
+from bnwd.analysis.summary import (
+    convergence_depth,
+    frequency_slope,
+    predicted_periods,
+    summarize_run,
+    threshold_crossings,
+)
+from bnwd.simulate.integrate import integrate
+from bnwd.simulate.models import RayleighQuotient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-import theory
-from simulate.analysis import convergence_depth, frequency_slope, predicted_periods, summarize_run, threshold_crossings
-from simulate.integrate import integrate
-from simulate.models import RayleighQuotient
+from bnwd import theory
 
 
 def test_the_three_regimes_side_by_side():

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from bnwd.empirical.batched import grouped_model, train_together
+from bnwd.empirical.nets import MODELS, build_model
+from bnwd.empirical.runs import RunSpec, build_trainer, read_run, together_groups, train_run, train_runs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-
-from empirical.batched import grouped_model, train_together
-from empirical.nets import MODELS, build_model
-from empirical.runs import RunSpec, build_trainer, read_run, together_groups, train_run, train_runs
 
 BASE = RunSpec(
     lr=1.0, wd=0.01, steps=50, width=4, train_subset=256, batch_size=64, eval_points=3, device="cpu", dtype="float64"
@@ -158,7 +157,7 @@ def test_float32_members_agree_until_the_rounding_has_grown(tmp_path):
 
 
 def test_a_group_too_large_for_the_device_is_one_clear_error(tmp_path, monkeypatch):
-    import empirical.batched as batched
+    import bnwd.empirical.batched as batched
 
     def out_of_memory(*_):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has 1.00 GiB free")

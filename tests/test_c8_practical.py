@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import bnwd.paper_checks.c8_practical as c8
+from bnwd.paper_checks.common import timed
 from checks_support import assert_periodic_verdict, run_files
-
-import paper_checks.c8_practical as c8
-from paper_checks.common import timed
 
 
 def test_c8_verdict_is_computed_from_the_run(ctx, as_planned):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
+import bnwd.paper_checks.c9_symmetry as c9
 import pytest
-
-import paper_checks.c9_symmetry as c9
-from paper_checks.common import CheckContext, timed
+from bnwd.paper_checks.common import CheckContext, timed
 
 
 def test_c9_symmetric_map_keeps_directions_and_a_broken_map_does_not(tmp_path, monkeypatch, checked_alone):

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import empirical.monitor
-from empirical.checkpoints import CURRENT, PREVIOUS, load_checkpoint, save_checkpoint
-from empirical.runs import RunSpec, build_trainer
-from paper_checks.cli import main
+from bnwd.empirical import monitor as empirical_monitor
+from bnwd.empirical.checkpoints import CURRENT, PREVIOUS, load_checkpoint, save_checkpoint
+from bnwd.empirical.runs import RunSpec, build_trainer
+from bnwd.paper_checks.cli import main
 
 SPEC = RunSpec(width=2, train_subset=128, batch_size=32, lr=1.0, wd=0.01, steps=40, eval_points=4, device="cpu")
 
@@ -21,12 +20,12 @@ KILL_RESUME = Path(__file__).resolve().parents[1] / "benchmarks" / "kill_resume.
 
 
 def test_records_leave_memory_for_the_stream_as_the_run_goes(tmp_path, monkeypatch):
-    monkeypatch.setattr(empirical.monitor, "STREAM_CHUNK", 16)
+    monkeypatch.setattr(empirical_monitor, "STREAM_CHUNK", 16)
     trainer = build_trainer(replace(SPEC, steps=200), tmp_path)
     in_memory = []
     trainer.run(progress=False, after_step=lambda step: in_memory.append(len(trainer.monitor._records)))
     # one chunk plus one transfer's worth at most, whatever the length of the run
-    assert max(in_memory) < 16 + empirical.monitor.SYNC_EVERY
+    assert max(in_memory) < 16 + empirical_monitor.SYNC_EVERY
     lines = (tmp_path / "series.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 200 and [r["step"] for r in trainer.series] == list(range(200))
 

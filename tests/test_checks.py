@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from paper_checks.checks import MODULES, load_checks, select
-from paper_checks.common import SCALES, CheckContext
+from bnwd.paper_checks.checks import MODULES, load_checks, select
+from bnwd.paper_checks.common import SCALES, CheckContext
 
 
 def test_every_claim_has_a_module_with_all_scales():
@@ -27,8 +26,8 @@ def test_a_verdict_that_changes_inside_the_detector_band_is_fragile(tmp_path):
     everywhere keeps its verdict; a check that declares it detects nothing is run once."""
     from types import SimpleNamespace
 
-    from paper_checks.common import Verdict, timed
-    from simulate.destabilization import SENSITIVITY_BAND
+    from bnwd.analysis.destabilization import SENSITIVITY_BAND
+    from bnwd.paper_checks.common import Verdict, timed
 
     def check(passes):
         def run(ctx, settings):

@@ -7,12 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from bnwd.empirical.config import DATASETS, DEVICES, DTYPES, MODEL_NAMES, RunSpec
+from bnwd.paper_checks.cli import COMMANDS, build_parser, main
+from bnwd.paper_checks.cli.options import spec_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from empirical.config import DATASETS, DEVICES, DTYPES, MODEL_NAMES, RunSpec
-from paper_checks.cli import COMMANDS, build_parser, main
-from paper_checks.cli.options import spec_values
 
 
 @pytest.mark.parametrize(
@@ -42,7 +41,7 @@ def test_unwritable_out_is_a_usage_error_before_any_work(tmp_path, capsys):
 
 def test_console_entry_point_never_shows_a_traceback():
     done = subprocess.run(
-        [sys.executable, "-m", "paper_checks.cli", "theory", "--only"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "bnwd.paper_checks.cli", "theory", "--only"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
@@ -51,7 +50,7 @@ def test_console_entry_point_never_shows_a_traceback():
 def test_help_loads_neither_torch_nor_sympy():
     code = (
         "import sys\n"
-        "from paper_checks.cli import COMMANDS, main\n"
+        "from bnwd.paper_checks.cli import COMMANDS, main\n"
         "for argv in ([], *([command.__name__.split('.')[-1].removesuffix('_cmd')] for command in COMMANDS)):\n"
         "    try:\n"
         "        main([*argv, '--help'])\n"

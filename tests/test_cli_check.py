@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-
-from paper_checks import cli
+from bnwd.paper_checks import cli
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from paper_checks.cli import main
+from bnwd.paper_checks.cli import main
 
 
 def test_bnwd_simulate_writes_summary_plot_and_series(tmp_path, capsys):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from paper_checks.cli import main
-from theory import sgd
-from theory.symbolic import lr, wd
+from bnwd.paper_checks.cli import main
+from bnwd.theory import sgd
+from bnwd.theory.symbolic import lr, wd
 
 
 def test_theory_writes_report_and_exits_zero(tmp_path, capsys):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from paper_checks.cli import main
+from bnwd.paper_checks.cli import main
 
 
 def test_bnwd_train_writes_its_files(tmp_path, capsys):

@@ -10,15 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from numpy.polynomial import chebyshev
-from scipy import special
-from torch import nn
-from torch.func import functional_call
-from torch.nn import functional as F
-
-from empirical.curvature import (
+from bnwd.empirical.curvature import (
     CONFIDENCE,
     MISS_TOL,
     HessianOperator,
@@ -29,8 +21,15 @@ from empirical.curvature import (
     krylov_weight_bound,
     top_eigenvalues,
 )
-from empirical.nets import ConvNetSI
-from empirical.scale_invariance import exact_batchnorm_
+from bnwd.empirical.nets import ConvNetSI
+from bnwd.empirical.scale_invariance import exact_batchnorm_
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.polynomial import chebyshev
+from scipy import special
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
 
 
 class TinyMLPSI(nn.Module):

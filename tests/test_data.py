@@ -11,15 +11,12 @@ import struct
 import sys
 from pathlib import Path
 
+import bnwd.empirical.data as data
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import empirical.data as data
-from empirical.data import (
+from bnwd.empirical.data import (
     CIFAR_MEAN,
     CIFAR_STD,
     DATASETS,
@@ -33,6 +30,8 @@ from empirical.data import (
     load_dataset,
     read_idx,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # ---- fixture writers -----------------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""simulate.destabilization: one definition of a destabilisation, checked against truth it did not define.
+"""analysis.destabilization: one definition of a destabilisation, checked against truth it did not define.
 
 (a) Synthetic runs with known events: a sawtooth ρ whose jumps restore the period's decay, a loss that spikes at
     the same steps and re-converges, both noisy, plus decoys the definition must reject: small ρ bumps (under two
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bnwd.analysis import destabilization as ds
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from simulate import destabilization as ds
 
 LABELLED = Path(__file__).parent / "data" / "labelled_runs"
 

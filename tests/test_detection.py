@@ -1,4 +1,4 @@
-"""simulate.detection on synthetic series whose destabilisations are known exactly.
+"""analysis.detection on synthetic series whose destabilisations are known exactly.
 
 The sawtooth is log ρ of periodic training: a linear fall at the weight-decay rate between events and a jump up
 at each event (spread over 1–5 samples), with jittered periods, a long transient first period, an extra linear
@@ -10,10 +10,9 @@ separately. Accuracy asserted: without noise every event exactly at its index (t
 
 import numpy as np
 import pytest
+from bnwd.analysis import detection as det
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from simulate import detection as det
 
 LR = 0.1
 NOISE_MAX = 1 / 15  # σ of the noise on the log series, relative to the smallest jump

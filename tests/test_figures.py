@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import bnwd.paper_checks.c1_periodic as c1
+import bnwd.paper_checks.c8_practical as c8
 import numpy as np
 import pytest
-
-import paper_checks.c1_periodic as c1
-import paper_checks.c8_practical as c8
-from paper_checks.figures import equilibrium_line, four_panels
+from bnwd.paper_checks.figures import equilibrium_line, four_panels
 
 
 def test_four_panels_draws_any_number_of_runs(ctx, tmp_path):

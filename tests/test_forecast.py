@@ -1,4 +1,4 @@
-"""Tests of simulate.forecast: predictions that see only their horizon, baselines, controls, and the forecast."""
+"""Tests of analysis.forecast: predictions that see only their horizon, baselines, controls, and the forecast."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from bnwd.analysis.forecast import forecast, period_inputs, period_predictions, predict_period_lengths, run_forecast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import theory
-from simulate.forecast import forecast, period_inputs, period_predictions, predict_period_lengths, run_forecast
+from bnwd import theory
 
 
 def _sawtooth(lengths, lr=1.0, wd=0.01, sharpness=None, seed=0):

@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("theory", "simulate", "empirical", "paper_checks")
-"""Bottom to top: a package may import only those before it (and itself)."""
+LAYERS = ("theory", "analysis", "simulate", "empirical", "paper_checks")
+"""Bottom to top: a package of ``bnwd`` may import only those before it (and itself)."""
 
 
 def _module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = ("bnwd", *path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1]
+
+
+STRAY: set[tuple[str, str]] = set()
+"""(module, target) for each import of a layer by its folder's name (``import theory``), filled by import_graph."""
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -37,6 +47,7 @@ def import_graph() -> dict[str, set[str]]:
             else:
                 continue
             graph[name].update(target for target in targets if target in modules and target != name)
+            STRAY.update((name, target) for target in targets if target.split(".")[0] in LAYERS)
     return graph
 
 
@@ -54,9 +65,13 @@ GRAPH = import_graph()
 
 def test_the_graph_sees_the_project():
     assert len(GRAPH) > 40
-    assert "empirical.config" in GRAPH["empirical.runs"]
-    assert "paper_checks.cli.train_cmd" in GRAPH["paper_checks.cli"]  # `from paper_checks.cli import train_cmd`
-    assert "paper_checks.demo" in GRAPH["paper_checks.cli.demo_cmd"]  # an import inside a function
+    assert "bnwd.empirical.config" in GRAPH["bnwd.empirical.runs"]
+    assert "bnwd.paper_checks.cli.train_cmd" in GRAPH["bnwd.paper_checks.cli"]  # `from bnwd.paper_checks.cli import …`
+    assert "bnwd.paper_checks.demo" in GRAPH["bnwd.paper_checks.cli.demo_cmd"]  # an import inside a function
+
+
+def test_every_import_is_under_bnwd():
+    assert not STRAY, f"imported by a folder's name, not as bnwd.<layer>: {sorted(STRAY)}"
 
 
 def test_no_import_circle():
@@ -65,9 +80,9 @@ def test_no_import_circle():
 
 def test_a_circle_is_found():  # the control: the test above can fail
     graph = {name: set(targets) for name, targets in GRAPH.items()}
-    graph["empirical.config"].add("empirical.runs")
+    graph["bnwd.empirical.config"].add("bnwd.empirical.runs")
     circle = find_circle(graph)
-    assert circle is not None and {"empirical.config", "empirical.runs"} <= set(circle)
+    assert circle is not None and {"bnwd.empirical.config", "bnwd.empirical.runs"} <= set(circle)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -77,6 +92,21 @@ def test_layers_import_downwards_only(layer):
         (module, target)
         for module, targets in GRAPH.items()
         for target in targets
-        if module.split(".")[0] == layer and target.split(".")[0] in above
+        if _layer(module) == layer and _layer(target) in above
     ]
     assert not upward, f"{layer} imports from a layer above it: {upward}"
+
+
+def test_a_users_own_modules_shadow_nothing(tmp_path):
+    """A notebook's folder with its own theory.py, simulate.py, … (first on sys.path) leaves bnwd's alone."""
+    for layer in LAYERS:
+        (tmp_path / f"{layer}.py").write_text(f"raise ImportError('the user\\'s own {layer}.py was imported')\n")
+    code = (
+        "import bnwd.theory, bnwd.analysis.destabilization, bnwd.simulate.integrate, bnwd.paper_checks.cli\n"
+        "print(bnwd.simulate.integrate.__file__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).resolve() == ROOT / "simulate" / "integrate.py"
+    control = subprocess.run([sys.executable, "-c", "import simulate"], cwd=tmp_path, capture_output=True, text=True)
+    assert "the user's own simulate.py was imported" in control.stderr  # the folder is first on sys.path

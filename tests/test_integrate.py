@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from bnwd.analysis.schema import SERIES
+from bnwd.simulate.integrate import initial_weights, integrate, lr_for_fixed_elr
+from bnwd.simulate.models import RayleighQuotient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from test_models import SEEDS
 
-import theory
-from simulate.integrate import initial_weights, integrate, lr_for_fixed_elr
-from simulate.models import RayleighQuotient
-from simulate.schema import SERIES
+from bnwd import theory
 
 
 @settings(max_examples=15)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from bnwd.simulate.models import RayleighQuotient, SoftmaxRegression
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-
-from simulate.models import RayleighQuotient, SoftmaxRegression
 
 SEEDS = st.integers(0, 2**32 - 1)
 

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from bnwd.analysis.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
+from bnwd.empirical import monitor as empirical_monitor
+from bnwd.empirical.curvature import effective_sharpness
+from bnwd.empirical.data import load_dataset
+from bnwd.empirical.monitor import SHARPNESS_TOL, Monitor
+from bnwd.empirical.scale_invariance import EXACT_BN_EPS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-import empirical.monitor
-import theory
-from empirical.curvature import effective_sharpness
-from empirical.data import load_dataset
-from empirical.monitor import SHARPNESS_TOL, Monitor
-from empirical.scale_invariance import EXACT_BN_EPS
-from simulate.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
+from bnwd import theory
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # the examples' names, run from their files as a user would run them (not as __main__)
@@ -194,7 +194,7 @@ def test_other_optimizers_get_what_is_well_defined_and_say_what_is_not(digits, t
     assert {"si_norm", "grad_norm", "angular_update", "loss"} <= set(records[0])
     assert not {"elr", "eff_grad_norm"} & set(records[0])
     assert monitor.close() is None
-    assert set(monitor.not_computed) == set(empirical.monitor.THEORY_QUANTITIES)
+    assert set(monitor.not_computed) == set(empirical_monitor.THEORY_QUANTITIES)
     assert reason in monitor.not_computed["elr"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "series.jsonl"]
 
@@ -229,7 +229,7 @@ def test_without_the_loss_there_is_no_summary_and_it_says_why(digits, tmp_path):
 
 
 def test_under_ddp_only_rank_zero_writes(digits, tmp_path, monkeypatch):
-    monkeypatch.setattr(empirical.monitor, "_distributed_rank", lambda: 1)
+    monkeypatch.setattr(empirical_monitor, "_distributed_rank", lambda: 1)
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
     monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path / "rank1")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from empirical.runs import RunSpec, spec_steps
-from paper_checks import c3_frequency as c3
-from paper_checks import c8_practical as c8
-from paper_checks import cli
-from paper_checks.checks import load_checks
-from paper_checks.common import SCALES, CheckContext
-from paper_checks.plan import PAPER_MEAN_PERIODS, format_plan, plan_checks
+from bnwd.empirical.runs import RunSpec, spec_steps
+from bnwd.paper_checks import c3_frequency as c3
+from bnwd.paper_checks import c8_practical as c8
+from bnwd.paper_checks import cli
+from bnwd.paper_checks.checks import load_checks
+from bnwd.paper_checks.common import SCALES, CheckContext
+from bnwd.paper_checks.plan import PAPER_MEAN_PERIODS, format_plan, plan_checks
 
 
 @pytest.mark.parametrize("scale", SCALES)

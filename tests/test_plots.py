@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_period_plot_without_any_period_is_still_written(tmp_path):
-    from simulate.plots import plot_period_vs_lr_wd
+    from bnwd.simulate.plots import plot_period_vs_lr_wd
 
     rows = [
         {

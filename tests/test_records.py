@@ -1,14 +1,13 @@
-"""The plain files (simulate.records): series and JSON round trips."""
+"""The plain files (analysis.records): series and JSON round trips."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+from bnwd.analysis.records import read_series_csv, write_json, write_series_csv
+from bnwd.analysis.schema import SERIES
 from numpy.testing import assert_allclose
-
-from simulate.records import read_series_csv, write_json, write_series_csv
-from simulate.schema import SERIES
 
 
 def test_records_round_trip(tmp_path):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bnwd.analysis.destabilization import analyze
+from bnwd.simulate.integrate import initial_weights, integrate
+from bnwd.simulate.models import RayleighQuotient
+from bnwd.simulate.reduced import ReducedModel, held_out_periods, predict_period, run_reduced
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
-
-from simulate.destabilization import analyze
-from simulate.integrate import initial_weights, integrate
-from simulate.models import RayleighQuotient
-from simulate.reduced import ReducedModel, held_out_periods, predict_period, run_reduced
 
 SERIES = ("si_norm", "elr", "angular_update", "loss", "eff_grad_norm")
 

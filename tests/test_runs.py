@@ -8,11 +8,10 @@ import json
 
 import pytest
 import torch
+from bnwd.analysis.records import write_json
+from bnwd.empirical.runs import RunSpec, build_trainer, read_run, run_id, spec_steps, train_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from empirical.runs import RunSpec, build_trainer, read_run, run_id, spec_steps, train_run
-from simulate.records import write_json
 
 TINY = RunSpec(lr=1.0, wd=0.01, steps=30, width=2, train_subset=64, batch_size=32, eval_points=3, device="cpu")
 
@@ -139,7 +138,7 @@ def test_bad_specs_are_refused_with_a_reason(tmp_path, change, message):
 
 
 def test_cuda_numerics_are_strict_float32_unless_tf32_is_asked_for(monkeypatch):
-    from empirical.runs import cuda_numerics
+    from bnwd.empirical.runs import cuda_numerics
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul

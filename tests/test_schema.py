@@ -1,4 +1,4 @@
-"""One schema: what every writer emits is named and typed by simulate.schema; folders written before it are read.
+"""One schema: what every writer emits is named and typed by analysis.schema; folders written before it are read.
 
 The writers checked: the trainer (``series.jsonl``, ``eval.jsonl``, ``summary.json``), ``bnwd simulate``
 (``series/*.csv``, ``summary.json``) and ``bnwd sweep``'s table (``sweep.csv``). Missing values: NaN in memory,
@@ -18,15 +18,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from empirical.runs import RunSpec, read_run, run_id, train_run
-from empirical.sweep import aggregate
-from paper_checks.cli import main
-from simulate.analysis import summarize_run
-from simulate.records import read_jsonl, read_series, read_series_csv, write_json, write_jsonl, write_series_csv
-from simulate.schema import (
+from bnwd.analysis.records import read_jsonl, read_series, read_series_csv, write_json, write_jsonl, write_series_csv
+from bnwd.analysis.schema import (
     EVAL_FIELDS,
     LEGACY_NAMES,
     SERIES,
@@ -34,6 +27,12 @@ from simulate.schema import (
     SUMMARY_FIELDS,
     validate,
 )
+from bnwd.analysis.summary import summarize_run
+from bnwd.empirical.runs import RunSpec, read_run, run_id, train_run
+from bnwd.empirical.sweep import aggregate
+from bnwd.paper_checks.cli import main
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # Three evaluations, a few periods (the fields of a run with sharpness measured: tests/test_trainer.py).
 MEASURED = RunSpec(lr=1.0, wd=0.03, steps=120, width=2, train_subset=128, batch_size=64, eval_points=3, device="cpu")
@@ -187,13 +186,13 @@ def test_importing_bnwd_leaves_the_plotting_backend_alone():
     callback, imported last: lightning imports torchmetrics, which imports pyplot; the backend stays)."""
     code = (
         "import matplotlib, sys, pkgutil, importlib\n"
-        "for package in ('theory', 'simulate', 'empirical', 'paper_checks'):\n"
+        "for package in ('bnwd.theory', 'bnwd.analysis', 'bnwd.simulate', 'bnwd.empirical', 'bnwd.paper_checks'):\n"
         "    importlib.import_module(package)\n"
         "    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):\n"
         "        if module.name != 'lightning_callback':\n"
         "            importlib.import_module(f'{package}.{module.name}')\n"
         "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n"
-        "importlib.import_module('empirical.lightning_callback')\n"
+        "importlib.import_module('bnwd.empirical.lightning_callback')\n"
         "print(matplotlib.get_backend())\n"
     )
     done = subprocess.run(

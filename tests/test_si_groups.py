@@ -6,11 +6,10 @@ import copy
 
 import pytest
 import torch
+from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-
-from empirical.scale_invariance import find_si_groups, si_parameters
 
 # --------------------------------------------------------------------------------------------------- architectures
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from simulate.models import RayleighQuotient
-from simulate.records import read_series_csv
+from bnwd.analysis.records import read_series_csv
+from bnwd.simulate.models import RayleighQuotient
 
 
 class _BreaksAt:
@@ -24,7 +23,7 @@ class _BreaksAt:
 
 
 def test_a_diverging_config_is_reported_and_the_others_finish(tmp_path):
-    from simulate.sweep import simulate_grid
+    from bnwd.simulate.sweep import simulate_grid
 
     summary = simulate_grid(_BreaksAt(50), [1.0], [0.005, 0.01], steps=400, out=tmp_path, progress=False)
     first, second = summary["rows"]
@@ -37,7 +36,7 @@ def test_a_diverging_config_is_reported_and_the_others_finish(tmp_path):
 def test_the_escape_delay_brings_the_deterministic_toys_period_law_close(tmp_path):
     # without noise the period law alone is about half the measured period; with the delay from the depth of
     # convergence (floored at float64 rounding) it is within 20 % on these configs
-    from simulate.sweep import simulate_grid
+    from bnwd.simulate.sweep import simulate_grid
 
     model = RayleighQuotient.evenly_spaced(64, noise=0.0)
     summary = simulate_grid(model, [1.0, 2.0], [0.005, 0.01], steps=12000, out=tmp_path, progress=False)
@@ -51,7 +50,7 @@ def test_the_a_priori_period_predicts_the_noisy_toy(tmp_path):
     # fed ηλ, s̃ and σ only: twice the escape delay from the noise floor to the escape angle (−0.5 … +40 % here).
     # Control that must fail: a period ∝ 1/ηλ through the first config (the law's scaling) misses the rest by
     # 22–56 %, since with one unstable direction the period goes as 1/√ηλ
-    from simulate.sweep import simulate_grid
+    from bnwd.simulate.sweep import simulate_grid
 
     model = RayleighQuotient.evenly_spaced(64)  # the default noise floor
     summary = simulate_grid(model, [1.0, 2.0], [0.0025, 0.01], steps=12000, out=tmp_path, progress=False)

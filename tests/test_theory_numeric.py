@@ -23,11 +23,10 @@ import math
 
 import numpy as np
 import pytest
+from bnwd.theory import numeric
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-
-from theory import numeric
 
 SEEDS = st.integers(0, 2**32 - 1)
 MOMENTA = st.floats(0.0, 0.95)
@@ -714,7 +713,7 @@ def test_broadcasting(name):
 def _measured_threshold(lr: float, wd: float, momentum: float, steps: int = 3000) -> float:
     """η̃·s̃ where the top direction of the deterministic Rayleigh toy stops shrinking under torch's SGD: the step
     where the angle to the minimum is smallest, started a little off the minimum well below any threshold."""
-    from simulate.models import RayleighQuotient
+    from bnwd.simulate.models import RayleighQuotient
 
     model = RayleighQuotient(np.array([0.0, 0.5]), noise=0.0)  # the plane of the minimum and the top direction, s̃ = 1
     w, buffer = np.array([[1.0, 1e-6]]), None

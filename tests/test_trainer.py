@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from bnwd.analysis.schema import SERIES, SERIES_FIELDS, SUMMARY_FIELDS, validate
+from bnwd.empirical.curvature import effective_sharpness
+from bnwd.empirical.data import load_dataset
+from bnwd.empirical.monitor import SHARPNESS_TOL
+from bnwd.empirical.nets import build_model
+from bnwd.empirical.runs import RunSpec, build_trainer
+from bnwd.empirical.scale_invariance import exact_batchnorm_
+from bnwd.empirical.trainer import TrainConfig, Trainer
 from numpy.testing import assert_allclose
 
-import theory
-from empirical.curvature import effective_sharpness
-from empirical.data import load_dataset
-from empirical.monitor import SHARPNESS_TOL
-from empirical.nets import build_model
-from empirical.runs import RunSpec, build_trainer
-from empirical.scale_invariance import exact_batchnorm_
-from empirical.trainer import TrainConfig, Trainer
-from simulate.schema import SERIES, SERIES_FIELDS, SUMMARY_FIELDS, validate
+from bnwd import theory
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +129,8 @@ def test_a_nan_loss_stops_the_run_cleanly(digits, tmp_path):
 
 
 def test_a_measured_run_goes_through_the_simulated_runs_analysis(digits, tmp_path):
-    from simulate.analysis import summarize_run
-    from simulate.records import read_series
+    from bnwd.analysis.records import read_series
+    from bnwd.analysis.summary import summarize_run
 
     trainer = Trainer(_model(digits), digits, TrainConfig(lr=1.0, wd=0.01, steps=120), tmp_path)
     trainer.run(progress=False)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from theory import equilibrium, escape, period, scale_invariance, sgd, stability, symmetry
-from theory.numeric import (
+from bnwd.theory import equilibrium, escape, period, scale_invariance, sgd, stability, symmetry
+from bnwd.theory.numeric import (
     angular_update,
     critical_elr,
     critical_si_norm,
@@ -35,7 +35,7 @@ from theory.numeric import (
     validate,
     whole_period,
 )
-from theory.symbolic import Statement
+from bnwd.theory.symbolic import Statement
 
 STATEMENTS: tuple[Callable[[], Statement], ...] = (
     *scale_invariance.STATEMENTS,

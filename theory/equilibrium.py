@@ -9,9 +9,8 @@ those scalars are proved exactly and then solved for a steady state.
 from __future__ import annotations
 
 import sympy as sp
-
-from theory.sgd import ANGULAR_UPDATE, EFFECTIVE_LR, SI_NORM_AFTER_STEP
-from theory.symbolic import (
+from bnwd.theory.sgd import ANGULAR_UPDATE, EFFECTIVE_LR, SI_NORM_AFTER_STEP
+from bnwd.theory.symbolic import (
     Statement,
     dot,
     eff_grad_norm,

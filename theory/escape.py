@@ -21,12 +21,11 @@ peaks, and the jump shows, once the angular update reaches its equilibrium ``arc
 from __future__ import annotations
 
 import sympy as sp
-
-from theory.equilibrium import EQUILIBRIUM_ANGULAR_UPDATE
-from theory.period import PERIOD_LENGTH, _as_log
-from theory.sgd import ANGULAR_UPDATE, ELR_AFTER_STEP
-from theory.stability import CRITICAL_ELR
-from theory.symbolic import (
+from bnwd.theory.equilibrium import EQUILIBRIUM_ANGULAR_UPDATE
+from bnwd.theory.period import PERIOD_LENGTH, _as_log
+from bnwd.theory.sgd import ANGULAR_UPDATE, ELR_AFTER_STEP
+from bnwd.theory.stability import CRITICAL_ELR
+from bnwd.theory.symbolic import (
     Statement,
     eff_grad_norm,
     eff_sharpness,

@@ -15,9 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 import sympy as sp
-
-from theory import equilibrium, escape, period, sgd, stability, symmetry
-from theory import symbolic as s
+from bnwd.theory import equilibrium, escape, period, sgd, stability, symmetry
+from bnwd.theory import symbolic as s
 
 _PREDICATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "> 0": lambda a: a > 0,

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import sympy as sp
-
-from theory.symbolic import DIM, Statement
+from bnwd.theory.symbolic import DIM, Statement
 
 
 def summary(statements: Sequence[Statement]) -> dict:

@@ -7,8 +7,7 @@ each statement proves one of them from that update on the generic scale-invarian
 from __future__ import annotations
 
 import sympy as sp
-
-from theory.symbolic import (
+from bnwd.theory.symbolic import (
     Statement,
     at,
     dot,

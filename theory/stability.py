@@ -15,10 +15,9 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from theory.period import NORM_DECAY_FACTOR, decay_matrix
-from theory.sgd import EFFECTIVE_LR
-from theory.symbolic import (
+from bnwd.theory.period import NORM_DECAY_FACTOR, decay_matrix
+from bnwd.theory.sgd import EFFECTIVE_LR
+from bnwd.theory.symbolic import (
     Statement,
     dot,
     eff_sharpness,

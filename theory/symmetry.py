@@ -8,9 +8,8 @@ the start, where torch's buffer is empty), one step of torch's SGD keeps both re
 from __future__ import annotations
 
 import sympy as sp
-
-from theory.sgd import EFFECTIVE_LR
-from theory.symbolic import (
+from bnwd.theory.sgd import EFFECTIVE_LR
+from bnwd.theory.symbolic import (
     Statement,
     at,
     generic_si_loss,

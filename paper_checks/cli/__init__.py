@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from paper_checks.cli import (
+from bnwd.paper_checks.cli import (
     analogue_cmd,
     check_cmd,
     demo_cmd,
@@ -20,7 +20,7 @@ from paper_checks.cli import (
     theory_cmd,
     train_cmd,
 )
-from paper_checks.cli.options import EXIT_FAILED, EXIT_USAGE, Parser, UsageError, add_command
+from bnwd.paper_checks.cli.options import EXIT_FAILED, EXIT_USAGE, Parser, UsageError, add_command
 
 COMMANDS = (theory_cmd, simulate_cmd, train_cmd, check_cmd, demo_cmd, analogue_cmd, sweep_cmd)
 """The command modules, in the order ``bnwd --help`` lists them. Module ``<name>_cmd`` is ``bnwd <name>``: its

@@ -2,6 +2,6 @@
 
 import sys
 
-from paper_checks.cli import main
+from bnwd.paper_checks.cli import main
 
 sys.exit(main())

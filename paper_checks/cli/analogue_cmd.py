@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from paper_checks.cli import options
-from paper_checks.cli.printing import fmt
+from bnwd.paper_checks.cli import options
+from bnwd.paper_checks.cli.printing import fmt
 
 HELP = "the paper's Fig. 2 as an analogue on Fashion-MNIST (four learning rates, 391 391 steps, a GPU)"
 DESCRIPTION = (
@@ -28,7 +28,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from paper_checks.analogue import NOTICE, run_analogue
+    from bnwd.paper_checks.analogue import NOTICE, run_analogue
 
     device = options.resolve_device(args.device)
     options.require_gpu(device, args.device, "analogue trains four ConvNetSI c=32 runs of 391 391 steps")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from empirical.config import DATASETS
-from paper_checks.cli import options
+from bnwd.empirical.config import DATASETS
+from bnwd.paper_checks.cli import options
 
 HELP = "run the paper's claims as checks: verdicts, numbers, tolerances, figures"
 DESCRIPTION = (
@@ -43,15 +43,15 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from paper_checks.checks import run_checks, select, table_row
-    from paper_checks.common import CheckContext
+    from bnwd.paper_checks.checks import run_checks, select, table_row
+    from bnwd.paper_checks.common import CheckContext
 
     try:
         checks = select(args.claims.split(",") if args.claims else None)
     except ValueError as error:
         raise options.UsageError(f"--claims: {error}") from None
     if args.plan:  # trains nothing, so it needs neither the GPU nor the data
-        from paper_checks.plan import format_plan, plan_checks
+        from bnwd.paper_checks.plan import format_plan, plan_checks
 
         ctx = CheckContext(out=args.out, scale=args.scale, device=args.device, data=args.data)
         print(format_plan(plan_checks(checks, ctx), args.scale))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from paper_checks.cli import options
+from bnwd.paper_checks.cli import options
 
 HELP = "theory, a simulated sweep and a small real sweep on digits, in one report (minutes on a CPU)"
 DESCRIPTION = "Verify the theory, simulate a grid, train a small grid on digits; write report.md with figures."
@@ -18,7 +18,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from paper_checks.demo import run_demo
+    from bnwd.paper_checks.demo import run_demo
 
     device = options.resolve_device(args.device)
     options.prepare_out(args.out)

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from empirical.config import DOMAINS, RunSpec, domain_text, in_domain, value_type
+from bnwd.empirical.config import DOMAINS, RunSpec, domain_text, in_domain, value_type
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -152,7 +152,7 @@ def prepare_out(out: Path) -> None:
 
 def resolve_device(device: str) -> str:
     """``"cpu"`` or ``"cuda"`` for the ``--device`` the user gave (:func:`empirical.runs.resolve_device`)."""
-    from empirical.runs import resolve_device
+    from bnwd.empirical.runs import resolve_device
 
     try:
         return resolve_device(device)

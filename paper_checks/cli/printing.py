@@ -18,7 +18,7 @@ def band_text(row: dict) -> str:
 
 def slope_text(fit: dict, what: str, a_priori: float | None = None) -> str:
     """One line: the slope of log frequency against log ηλ, its interval, its range over the detector's band, and
-    what theory expects: 1 by the period law, and ``a_priori`` (:func:`simulate.analysis.a_priori_slope`) if given."""
+    what theory expects: 1 by the period law, and ``a_priori`` (:func:`analysis.summary.a_priori_slope`) if given."""
     low, high = fit["slope_ci"]
     expected = "the period law: 1" + ("" if a_priori is None else f"; a priori: {fmt(a_priori, 0, '.3f')}")
     return (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from paper_checks.cli import options
-from paper_checks.cli.printing import band_text, fmt, slope_text
+from bnwd.paper_checks.cli import options
+from bnwd.paper_checks.cli.printing import band_text, fmt, slope_text
 
 HELP = "simulate a grid of (lr, wd, momentum) on a toy scale-invariant model in one batch"
 DESCRIPTION = (
@@ -58,9 +58,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulate.destabilization import DetectorSettings
-    from simulate.models import DEFAULT_NOISE, RayleighQuotient, SoftmaxRegression
-    from simulate.sweep import simulate_grid
+    from bnwd.analysis.destabilization import DetectorSettings
+    from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient, SoftmaxRegression
+    from bnwd.simulate.sweep import simulate_grid
 
     worst = max(args.lr) * max(args.wd)
     if worst >= 1:

@@ -8,8 +8,8 @@ import math
 import sys
 from pathlib import Path
 
-from paper_checks.cli import options
-from paper_checks.cli.printing import band_text, fmt, slope_text
+from bnwd.paper_checks.cli import options
+from bnwd.paper_checks.cli.printing import band_text, fmt, slope_text
 
 _AXES = {"lr": "--lr", "wd": "--wd", "seed": "--seeds"}
 """The fields given as comma-separated lists on the command line, and their flags."""
@@ -56,7 +56,7 @@ def _grid(args: argparse.Namespace) -> dict:
     The file's values replace the options' (defaults included), except that ``--lr``, ``--wd`` and ``--seeds`` may
     not be given twice.
     """
-    from empirical.sweep import load_grid_file
+    from bnwd.empirical.sweep import load_grid_file
 
     grid = {name: value for name, value in options.spec_values(args).items() if not (name in _AXES and value is None)}
     if args.grid is not None:
@@ -70,8 +70,8 @@ def _grid(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from empirical.runs import build_trainer, run_id
-    from empirical.sweep import CONNECT_TIMEOUT, GridError, aggregate, expand_grid, open_client, pending, run_sweep
+    from bnwd.empirical.runs import build_trainer, run_id
+    from bnwd.empirical.sweep import CONNECT_TIMEOUT, GridError, aggregate, expand_grid, open_client, pending, run_sweep
 
     if args.scheduler is not None and args.workers is not None:
         raise options.UsageError("--workers sizes the local cluster; a cluster at --scheduler has its own workers")

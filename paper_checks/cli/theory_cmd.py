@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from paper_checks.cli import options
+from bnwd.paper_checks.cli import options
 
 HELP = "derive and verify every statement of the theory in sympy"
 DESCRIPTION = "Prove every statement symbolically; print ✓/✗ for each; write theory.md and theory.json."
@@ -17,8 +17,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import theory
-    from theory.report import write_report
+    from bnwd.theory.report import write_report
+
+    from bnwd import theory
 
     chosen = theory.STATEMENTS
     if args.only:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from paper_checks.cli import options
-from paper_checks.cli.printing import band_text, fmt
+from bnwd.paper_checks.cli import options
+from bnwd.paper_checks.cli.printing import band_text, fmt
 
 HELP = "train a scale-invariant net with SGD + weight decay, metrics online"
 DESCRIPTION = (
@@ -22,7 +22,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from empirical.runs import RunSpec, build_trainer
+    from bnwd.empirical.runs import RunSpec, build_trainer
 
     try:
         trainer = build_trainer(RunSpec(**options.spec_values(args)), args.out)

@@ -5,7 +5,7 @@ A simulated run and a measured one write the same names: ``si_norm`` is ρ in th
 writers' output is checked against these tables (:func:`validate`, ``tests/test_schema.py``).
 
 Missing values: a float that is undefined (a period of a run without periods) is NaN in memory and ``null`` in
-JSON, an empty cell in CSV (:mod:`simulate.records` converts, where a file is written, and back, where it is read);
+JSON, an empty cell in CSV (:mod:`analysis.records` converts, where a file is written, and back, where it is read);
 an optional integer or string (``diverged_at`` of a run that did not diverge) is None.
 """
 
@@ -87,9 +87,9 @@ SUMMARY_FIELDS = _table(
         "str",
     ),
     Field("detection_window", "step", "the measured rise time: the window each jump and spike is measured over", "int"),
-    Field("regime", "", "one of simulate.destabilization.REGIMES", "str"),
+    Field("regime", "", "one of analysis.destabilization.REGIMES", "str"),
     Field("regime_rule", "", "the rule that decided the regime, in words", "str"),
-    Field("regime_evidence", "", "the numbers that decided the regime (simulate.destabilization.classify)", "dict"),
+    Field("regime_evidence", "", "the numbers that decided the regime (analysis.destabilization.classify)", "dict"),
     Field("n_destabilizations", "", "number of destabilisations detected", "int"),
     Field("events", "step", "step of each destabilisation: the last step before the rise", "list"),
     Field("periods", "step", "lengths of the periods between events, the transient first one dropped", "list"),
@@ -138,7 +138,7 @@ SUMMARY_FIELDS = _table(
         "elr_times_sharpness_before_destabilization",
         "",
         "per event, η̃·s̃ at the last measurement, the last one below the threshold and the crossing after it "
-        "(simulate.analysis.threshold_crossings)",
+        "(analysis.summary.threshold_crossings)",
         "list",
     ),
     Field(
@@ -146,7 +146,7 @@ SUMMARY_FIELDS = _table(
         "",
         "per threshold, each period predicted at a quarter of its mean length (nothing from its own end), its "
         "baselines, controls and the forecast's coverage and interval score, and the next destabilisation's "
-        "forecast (simulate.forecast.run_forecast); runs with a free norm, λ > 0 and at least 5 periods",
+        "forecast (analysis.forecast.run_forecast); runs with a free norm, λ > 0 and at least 5 periods",
         "dict",
     ),
 )

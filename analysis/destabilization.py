@@ -5,7 +5,7 @@ shows in every signal at once: the loss and ‖g̃‖ spike, the norm ρ of the 
 η̃ = η/ρ² drops (η̃ carries the same information as ρ). Step ``e`` is a destabilisation when, with ``W`` the run's
 rise time,
 
-1. ρ rises out of its noise: :func:`simulate.detection.detect_destabilizations` on ρ flags it (the rise of ln ρ
+1. ρ rises out of its noise: :func:`analysis.detection.detect_destabilizations` on ρ flags it (the rise of ln ρ
    above its trend exceeds the robust null distribution of such rises by 6σ, and ln 1.05); ``e`` is the last
    sample before ln ρ has risen a tenth of its jump above its trend;
 2. the jump undoes at least ``min_decay_steps`` steps of free decay, ``max ln ρ(e, e+W] − ln ρ(e) ≥
@@ -20,7 +20,7 @@ rise time,
 Step 3 alone, maxima of that statistic above ``loss_z`` at least ``2W`` apart, is the loss's own detection
 (:func:`spike_events`); steps 1–2 alone are ρ's. At a fixed norm ρ cannot jump, and the loss's detection is used.
 The rise time ``W`` is measured on each run (:func:`rise_times`). Periods are the intervals between
-destabilisations (:func:`simulate.detection.period_lengths`, a transient first interval dropped).
+destabilisations (:func:`analysis.detection.period_lengths`, a transient first interval dropped).
 
 **Sensitivity.** Every number is computed again at the settings of :data:`SENSITIVITY_BAND`: each threshold
 around its default, written as absolute values (``min_decay_steps`` 2.5 and 10, the jump halved and doubled;
@@ -48,9 +48,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from bnwd.analysis.detection import _positive_int, detect_destabilizations, frequency_interval, period_lengths
 
-import theory
-from simulate.detection import _positive_int, detect_destabilizations, frequency_interval, period_lengths
+from bnwd import theory
 
 MIN_SAMPLES = 8
 """Fewest finite samples a series needs before anything is measured on it."""
@@ -257,7 +257,7 @@ def rise_times(si_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.nda
         The window the candidates were found with.
     rise : ndarray of int, shape (n_configs,)
     candidates : list of ndarray of int
-        Per row, the candidates (:func:`simulate.detection.detect_destabilizations` at ``search``).
+        Per row, the candidates (:func:`analysis.detection.detect_destabilizations` at ``search``).
     """
     rows, n = si_norm.shape
     log_rho = np.log(np.where(np.isfinite(si_norm), si_norm, 1.0))

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-import theory
+from bnwd import theory
 
 HORIZON = 0.25
 """Fraction of the mean past period after a destabilisation at which its successor's length is predicted."""
@@ -45,7 +45,7 @@ def period_inputs(steps, elr, events, sharpness_steps, sharpness, *, horizon: fl
     Parameters
     ----------
     steps : array_like of int, shape (n_records,)
-        Step of each record, every step (as :func:`simulate.analysis.summarize_run` needs).
+        Step of each record, every step (as :func:`analysis.summary.summarize_run` needs).
     elr : array_like, shape (n_records,)
         η̃ per step.
     events : array_like of int, shape (m,)

@@ -1,7 +1,7 @@
 """Per-signal building blocks: rises of one logged series, period lengths, the frequency's interval.
 
 What counts as a destabilisation of a run, which combines these signals, and the run's regime are defined in
-:mod:`simulate.destabilization`; this module detects rises in any one series. A destabilisation of
+:mod:`analysis.destabilization`; this module detects rises in any one series. A destabilisation of
 scale-invariant training with weight decay shows at once in four series: the loss and the effective-gradient norm
 ‖g̃‖ spike, the norm ρ of the scale-invariant weights jumps up and the effective learning rate η̃ = η/ρ² drops.
 Every function here works on the natural log of the series, sign-flipped for η̃, so that an event is always a

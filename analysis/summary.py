@@ -1,7 +1,7 @@
 """Measured against predicted periods, per configuration, and the frequency law across a grid.
 
 The same functions serve simulated and measured runs: they take the ρ and η̃ series of a run (the schema of
-:mod:`simulate.schema`) and its hyper-parameters.
+:mod:`analysis.schema`) and its hyper-parameters.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
+from bnwd.analysis.schema import NORM_CONTROLS
 from scipy import stats
 
-import theory
-from simulate.destabilization import DEFAULT_SETTINGS, analyze
-from simulate.schema import NORM_CONTROLS
+from bnwd import theory
 
 ROUNDING_FLOOR = math.log(np.finfo(np.float64).eps)
 """ln of the smallest angular error a deterministic run keeps: the float64 rounding of its weights."""
@@ -112,7 +112,7 @@ def summarize_run(
     """The summary row of one run, simulated or measured: its destabilisations, periods and regime, their range over
     the detector's sensitivity band, and the period law's predictions.
 
-    The destabilisations and the regime are those of :func:`simulate.destabilization.analyze` (ρ's jumps confirmed
+    The destabilisations and the regime are those of :func:`analysis.destabilization.analyze` (ρ's jumps confirmed
     by the loss's spikes; at a fixed norm or a fixed η̃, where ρ cannot jump, the loss's spikes). The period law
     (:func:`predicted_periods`) needs a free norm that weight decay shrinks: for fixed-norm, fixed-ELR and λ = 0
     runs its predictions are NaN.
@@ -122,19 +122,19 @@ def summarize_run(
     steps : ndarray of int, shape (n_records,)
         Step of each record; records must be every step (period lengths are in steps).
     series : dict of ndarray, shape (n_records,) each
-        The :data:`simulate.schema.SERIES` of the run; NaN from a divergence on.
+        The :data:`analysis.schema.SERIES` of the run; NaN from a divergence on.
     lr, wd, momentum : float
         η as configured, λ, β.
     lr_effective : float, optional
         The learning rate applied to the scale-invariant weights, when it is not ``lr`` (a fixed-ELR run).
     norm_control : {"free", "fixed_norm", "fixed_elr"}
-        How ρ evolved (:data:`simulate.schema.NORM_CONTROLS`).
+        How ρ evolved (:data:`analysis.schema.NORM_CONTROLS`).
     eff_sharpness : float, optional
         Effective sharpness s̃ of the minima, for the threshold η̃_c = 2(1−ηλ)/s̃; without it only the
         measured-threshold prediction is made.
     settings : DetectorSettings
-        The detector's settings (:mod:`simulate.destabilization`); the band is the declared one,
-        :data:`~simulate.destabilization.SENSITIVITY_BAND`.
+        The detector's settings (:mod:`analysis.destabilization`); the band is the declared one,
+        :data:`~analysis.destabilization.SENSITIVITY_BAND`.
     error_floor, gradient_noise : float
         For the predictions with the escape delay: ln of the smallest angular error the weights keep (their
         rounding: :data:`ROUNDING_FLOOR` in float64, ``ln ε₃₂`` in float32), and the gradient noise σ per direction
@@ -143,7 +143,7 @@ def summarize_run(
     Returns
     -------
     dict
-        The :data:`simulate.schema.SUMMARY_FIELDS` of a run but ``run_id`` and the sharpness crossings; floats that
+        The :data:`analysis.schema.SUMMARY_FIELDS` of a run but ``run_id`` and the sharpness crossings; floats that
         are undefined (a period of a run without periods) are NaN.
     """
     steps = np.asarray(steps)
@@ -232,7 +232,7 @@ def threshold_crossings(steps, values, events, threshold) -> list[dict]:
         The measured quantity at those steps.
     events : array_like of int, shape (m,)
         Destabilisation steps, increasing: each the last step before the rise
-        (:func:`simulate.detection.detect_destabilizations`), so a measurement at the event's own step, taken
+        (:func:`analysis.detection.detect_destabilizations`), so a measurement at the event's own step, taken
         before that step's update, precedes it.
     threshold : float
         The level whose upward crossing should precede each event.

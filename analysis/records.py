@@ -1,4 +1,4 @@
-"""Plain files for runs, simulated or measured, in the names of :mod:`simulate.schema`.
+"""Plain files for runs, simulated or measured, in the names of :mod:`analysis.schema`.
 
 A simulated run's series is a CSV file with a ``step`` column and one column per name in :data:`SERIES`; a
 trainer's is ``series.jsonl``, one record per step with the same names. :func:`read_series` reads both into one
@@ -18,8 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-
-from simulate.schema import EVAL_FIELDS, SERIES, SERIES_FIELDS, SUMMARY_FIELDS, current_name
+from bnwd.analysis.schema import EVAL_FIELDS, SERIES, SERIES_FIELDS, SUMMARY_FIELDS, current_name
 
 _FLOAT_NAMES = frozenset(
     name for table in (SERIES_FIELDS, EVAL_FIELDS, SUMMARY_FIELDS) for name, f in table.items() if f.kind == "float"
@@ -40,7 +39,7 @@ def _plain(value):
 
 
 def current_record(record: dict) -> dict:
-    """A record as read from a file in memory form: the schema's names (:data:`~simulate.schema.LEGACY_NAMES`
+    """A record as read from a file in memory form: the schema's names (:data:`~analysis.schema.LEGACY_NAMES`
     mapped), NaN for the null of a float field."""
     record = {current_name(k): v for k, v in record.items()}
     return {k: math.nan if v is None and k in _FLOAT_NAMES else v for k, v in record.items()}
