@@ -48,9 +48,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from bnwd.analysis.detection import _positive_int, detect_destabilizations, frequency_interval, period_lengths
 
 from bnwd import theory
+from bnwd.analysis.detection import _positive_int, detect_destabilizations, frequency_interval, period_lengths
 
 MIN_SAMPLES = 8
 """Fewest finite samples a series needs before anything is measured on it."""

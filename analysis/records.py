@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from bnwd.analysis.schema import EVAL_FIELDS, SERIES, SERIES_FIELDS, SUMMARY_FIELDS, current_name
 
 _FLOAT_NAMES = frozenset(

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
-from bnwd.analysis.schema import NORM_CONTROLS
 from scipy import stats
 
 from bnwd import theory
+from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
+from bnwd.analysis.schema import NORM_CONTROLS
 
 ROUNDING_FLOOR = math.log(np.finfo(np.float64).eps)
 """ln of the smallest angular error a deterministic run keeps: the float64 rounding of its weights."""

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train_step import conv_flops, matmul_gflops
+
 from bnwd.empirical.batched import train_together
 from bnwd.empirical.runs import RunSpec, build_trainer, resolve_device
 from bnwd.paper_checks.analogue import PAPER_STEPS
-from train_step import conv_flops, matmul_gflops
 
 NETS = {"c8": ("digits", 8), "c32": ("synthetic", 32)}
 

@@ -38,6 +38,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+
 from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
 from bnwd.empirical.data import load_dataset
 from bnwd.empirical.monitor import SHARPNESS_TOL

@@ -13,6 +13,7 @@ import argparse
 import time
 
 import numpy as np
+
 from bnwd.analysis.destabilization import SENSITIVITY_BAND, analyze
 from bnwd.simulate.integrate import integrate
 from bnwd.simulate.models import RayleighQuotient

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
 from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
 from bnwd.empirical.monitor import SHARPNESS_TOL
 from bnwd.empirical.nets import ConvNetSI
-from sklearn.datasets import load_digits
 
 RULES = {"certified": {}, "residual only": {"miss_tol": math.inf}}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+
 from bnwd.analysis.summary import summarize_run
 from bnwd.simulate.integrate import integrate
 from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient

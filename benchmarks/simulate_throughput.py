@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+
 from bnwd.simulate.integrate import integrate
 from bnwd.simulate.models import RayleighQuotient
 

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from bnwd.empirical.data import load_dataset
 from bnwd.empirical.monitor import Monitor
 from bnwd.empirical.nets import build_model

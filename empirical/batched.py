@@ -20,9 +20,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from bnwd.empirical.trainer import Trainer
 from torch import nn
 from tqdm.auto import tqdm
+
+from bnwd.empirical.trainer import Trainer
 
 __all__ = ["GroupedBatchNorm2d", "GroupedConv2d", "GroupedLinear", "grouped_model", "train_together"]
 

@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bnwd.empirical.config import DATASETS
 from torch import Tensor
+
+from bnwd.empirical.config import DATASETS
 
 __all__ = [
     "CIFAR_MEAN",

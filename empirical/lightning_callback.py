@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
 from bnwd.empirical.monitor import Monitor
 
 try:

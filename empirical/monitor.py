@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
 from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
 from bnwd.analysis.records import append_jsonl, current_record, make_durable, read_jsonl, series_arrays, write_json
@@ -42,8 +44,6 @@ from bnwd.analysis.summary import summarize_run, threshold_crossings
 from bnwd.empirical.curvature import CONFIDENCE, effective_sharpness
 from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 from bnwd.empirical.tracking import CrossingSearch, locate_crossing
-
-from bnwd import theory
 
 SHARPNESS_TOL = 1e-3
 """Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`), which also

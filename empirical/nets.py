@@ -37,9 +37,10 @@ Parameter names of ``ConvNetSI`` mirror the official ones: the convs are ``conv_
 from __future__ import annotations
 
 import torch
-from bnwd.empirical.config import MODEL_NAMES
 from torch import nn
 from torch.nn import functional as F
+
+from bnwd.empirical.config import MODEL_NAMES
 
 __all__ = ["MODELS", "ConvNetSI", "ConvNetSIAffine", "PreActBlockSI", "ResNet18SI", "ResNet18SIAffine", "build_model"]
 

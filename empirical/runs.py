@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
 from bnwd.analysis.records import read_jsonl, series_arrays
 from bnwd.empirical.batched import train_together

@@ -30,11 +30,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from tqdm import tqdm
+
 from bnwd.analysis.records import write_rows_csv
 from bnwd.analysis.summary import frequency_slope_band
 from bnwd.empirical.runs import RunSpec, is_finished, read_run, run_id, together_groups, train_runs
 from bnwd.simulate.plots import plot_period_vs_lr_wd
-from tqdm import tqdm
 
 _FIELD_TYPES = {f.name: {part.strip() for part in str(f.type).split("|")} for f in fields(RunSpec)}
 RETRIES = 2

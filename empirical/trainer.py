@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
+
 from bnwd.analysis.records import write_json, write_jsonl
 from bnwd.empirical.checkpoints import load_checkpoint, save_checkpoint
 from bnwd.empirical.config import TrainConfig
@@ -26,7 +28,6 @@ from bnwd.empirical.curvature import batch_sharpness
 from bnwd.empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from bnwd.empirical.monitor import Monitor
 from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
-from tqdm.auto import tqdm
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:

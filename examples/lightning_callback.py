@@ -13,9 +13,10 @@ import argparse
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from bnwd.empirical.data import load_dataset
 from bnwd.empirical.lightning_callback import MonitorCallback
-from torch import nn
 
 
 class TinyConvNet(pl.LightningModule):

@@ -12,9 +12,10 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from bnwd.empirical.data import load_dataset
 from bnwd.empirical.monitor import Monitor
-from torch import nn
 
 
 class Block(nn.Module):

@@ -16,11 +16,12 @@ below the baseline's and above neither the control's, and every predicted regime
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
+
 from bnwd.analysis.forecast import score_predictions
 from bnwd.paper_checks import c3_frequency
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 from bnwd.simulate.reduced import NOISE_GRID, held_out_rows
-from matplotlib.figure import Figure
 
 CLAIM = "C10"
 TITLE = "The reduced simulator, calibrated at other ηλ, predicts a run's mean period and regime (held out)"

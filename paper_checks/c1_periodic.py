@@ -19,6 +19,7 @@ import itertools
 import math
 
 import numpy as np
+
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.paper_checks.figures import four_panels
 

@@ -22,12 +22,13 @@ loss at most ``max_fixed_loss_ratio`` of its initial loss).
 
 from __future__ import annotations
 
-import bnwd.paper_checks.c1_periodic as c1
 import numpy as np
+from matplotlib.figure import Figure
+
+import bnwd.paper_checks.c1_periodic as c1
 from bnwd.analysis.detection import detect_destabilizations
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.paper_checks.figures import draw_rho, positive, run_label, save_figure
-from matplotlib.figure import Figure
 
 CLAIM = "C2"
 TITLE = "With the SI weight norm fixed, the destabilisations disappear: the norm dynamics cause them"

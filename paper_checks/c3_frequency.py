@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from bnwd.analysis.summary import frequency_slope
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.simulate.plots import plot_period_vs_lr_wd

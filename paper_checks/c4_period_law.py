@@ -22,11 +22,12 @@ and *at the period's own end* gives, by the exact ELR map, the share of the peri
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
+
 from bnwd.analysis.forecast import THRESHOLDS, period_inputs, period_predictions, score_predictions
 from bnwd.analysis.summary import predicted_periods
 from bnwd.paper_checks import c3_frequency
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
-from matplotlib.figure import Figure
 
 CLAIM = "C4"
 TITLE = "Each period, predicted from its first quarter (η̃ after the jump, s̃ then), beats the baselines"

@@ -32,10 +32,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.figure import Figure
+
 from bnwd.analysis.summary import threshold_crossings
 from bnwd.empirical.monitor import stability_threshold
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
-from matplotlib.figure import Figure
 
 CLAIM = "C5"
 TITLE = "A destabilisation happens when η̃·s̃ crosses 2(1−ηλ) (full-batch GD)"

@@ -25,9 +25,10 @@ import itertools
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
+
 from bnwd.empirical.runs import build_trainer, run_id
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
-from matplotlib.figure import Figure
 
 CLAIM = "C6"
 TITLE = "Minima of different periods differ, and an ensemble of period-end checkpoints beats its members"

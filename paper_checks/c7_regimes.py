@@ -21,12 +21,12 @@ too. Each ratio to theory must lie within ``equilibrium_tolerance`` of 1.
 from __future__ import annotations
 
 import numpy as np
-from bnwd.paper_checks.c1_periodic import loss_ratio
-from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
-from bnwd.paper_checks.figures import draw_phase, draw_rho, run_label, save_figure
 from matplotlib.figure import Figure
 
 from bnwd import theory
+from bnwd.paper_checks.c1_periodic import loss_ratio
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
+from bnwd.paper_checks.figures import draw_phase, draw_rho, run_label, save_figure
 
 CLAIM = "C7"
 TITLE = "Convergence (tiny ηλ) and equilibrium η̃‖g̃‖ ≈ √(2ηλ) (large ηλ) are the ends of the periodic regime"

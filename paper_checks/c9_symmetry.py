@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bnwd.empirical.runs import build_trainer, run_id
-from bnwd.empirical.scale_invariance import exact_batchnorm_
-from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 from matplotlib.figure import Figure
 
 from bnwd import theory
+from bnwd.empirical.runs import build_trainer, run_id
+from bnwd.empirical.scale_invariance import exact_batchnorm_
+from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 
 CLAIM = "C9"
 TITLE = "The symmetry (η, λ, ρ₀) → (cη, λ/c, √c·ρ₀) leaves every direction w/ρ of a real net unchanged"

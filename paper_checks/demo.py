@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from bnwd import theory
 from bnwd.analysis.forecast import median_abs_relative_error
 from bnwd.analysis.summary import a_priori_slope, frequency_slope_band
 from bnwd.paper_checks.common import CheckContext
@@ -20,10 +24,6 @@ from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient
 from bnwd.simulate.reduced import held_out_rows
 from bnwd.simulate.sweep import simulate_grid
 from bnwd.theory.report import write_report
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
-
-from bnwd import theory
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from bnwd.paper_checks.common import Run
 from matplotlib.figure import Figure
 
 from bnwd import theory
+from bnwd.paper_checks.common import Run
 
 
 def run_label(run: Run) -> str:

@@ -19,10 +19,10 @@ import math
 from types import ModuleType
 
 import numpy as np
-from bnwd.empirical.runs import RunSpec, run_id, spec_steps
-from bnwd.paper_checks.common import CheckContext
 
 from bnwd import theory
+from bnwd.empirical.runs import RunSpec, run_id, spec_steps
+from bnwd.paper_checks.common import CheckContext
 
 PAPER_MEAN_PERIODS = {1e-5: 222, 3e-5: 64}
 """Mean period in epochs of :data:`PAPER_STEPS_PER_EPOCH` steps at ηλ = 1e-5 and 3e-5, read from the paper's Fig. 2

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from bnwd.analysis.schema import SERIES
-from bnwd.simulate.models import row_norms
 from tqdm.auto import tqdm
 
 from bnwd import theory
+from bnwd.analysis.schema import SERIES
+from bnwd.simulate.models import row_norms
 
 MODES = ("free", "fixed_norm")
 

@@ -31,9 +31,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from bnwd.analysis.destabilization import analyze
 
 from bnwd import theory
+from bnwd.analysis.destabilization import analyze
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
 from bnwd.analysis.records import write_json, write_series_csv
 from bnwd.analysis.summary import a_priori_slope, frequency_slope_band, summarize_run

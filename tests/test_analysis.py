@@ -6,6 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from bnwd import theory
 from bnwd.analysis.summary import (
     convergence_depth,
     frequency_slope,
@@ -15,11 +20,6 @@ from bnwd.analysis.summary import (
 )
 from bnwd.simulate.integrate import integrate
 from bnwd.simulate.models import RayleighQuotient
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from numpy.testing import assert_allclose
-
-from bnwd import theory
 
 
 def test_the_three_regimes_side_by_side():

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bnwd.empirical.batched import grouped_model, train_together
-from bnwd.empirical.nets import MODELS, build_model
-from bnwd.empirical.runs import RunSpec, build_trainer, read_run, together_groups, train_run, train_runs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+
+from bnwd.empirical.batched import grouped_model, train_together
+from bnwd.empirical.nets import MODELS, build_model
+from bnwd.empirical.runs import RunSpec, build_trainer, read_run, together_groups, train_run, train_runs
 
 BASE = RunSpec(
     lr=1.0, wd=0.01, steps=50, width=4, train_subset=256, batch_size=64, eval_points=3, device="cpu", dtype="float64"

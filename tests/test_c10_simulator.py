@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-import bnwd.paper_checks.c10_simulator as c10
 import numpy as np
 import pytest
-from bnwd.paper_checks.common import timed
 from checks_support import grid_run_files
+
+import bnwd.paper_checks.c10_simulator as c10
+from bnwd.paper_checks.common import timed
 
 
 def test_c10_holds_out_each_product_and_compares_with_the_baseline(ctx, verdict3, as_planned):

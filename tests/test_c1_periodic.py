@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-import bnwd.paper_checks.c1_periodic as c1
 import pytest
-from bnwd.paper_checks.common import timed
 from checks_support import assert_periodic_verdict
+
+import bnwd.paper_checks.c1_periodic as c1
+from bnwd.paper_checks.common import timed
 
 
 def test_c1_verdict_is_computed_from_the_run(ctx, as_planned):

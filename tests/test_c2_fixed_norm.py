@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import bnwd.paper_checks.c1_periodic as c1
-import bnwd.paper_checks.c2_fixed_norm as c2
 import numpy as np
 import pytest
+from checks_support import run_files
+
+import bnwd.paper_checks.c1_periodic as c1
+import bnwd.paper_checks.c2_fixed_norm as c2
 from bnwd.analysis.detection import detect_destabilizations
 from bnwd.paper_checks.common import timed
-from checks_support import run_files
 
 
 def test_c2_counts_come_from_both_summaries_and_share_c1s_run(ctx, as_planned):

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
+from checks_support import grid_run_files
+from scipy import stats
+
 import bnwd.paper_checks.c3_frequency as c3
 import bnwd.paper_checks.c4_period_law as c4
 import bnwd.paper_checks.c10_simulator as c10
-import numpy as np
-import pytest
 from bnwd.paper_checks.common import CheckContext
-from checks_support import grid_run_files
-from scipy import stats
 
 
 @pytest.mark.slow  # trains the four tiny runs that the tests of C4 and C10 read back (~15 s on 2 idle cores)

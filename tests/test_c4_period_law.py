@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 
-import bnwd.paper_checks.c4_period_law as c4
 import numpy as np
 import pytest
-from bnwd.paper_checks.common import timed
 from checks_support import grid_run_files
+
+import bnwd.paper_checks.c4_period_law as c4
+from bnwd.paper_checks.common import timed
 
 
 def test_c4_predicts_each_period_from_its_first_quarter(ctx, verdict3, as_planned):

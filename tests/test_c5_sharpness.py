@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-import bnwd.paper_checks.c5_sharpness as c5
 import numpy as np
 import pytest
-from bnwd.paper_checks.common import CheckContext, timed
 from checks_support import tiny_settings
+
+import bnwd.paper_checks.c5_sharpness as c5
+from bnwd.paper_checks.common import CheckContext, timed
 
 
 @pytest.mark.slow

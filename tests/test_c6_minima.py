@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import bnwd.paper_checks.c6_minima as c6
 import numpy as np
 import pytest
 import torch
-from bnwd.paper_checks.common import CheckContext, timed
 from checks_support import tiny_settings
+
+import bnwd.paper_checks.c6_minima as c6
+from bnwd.paper_checks.common import CheckContext, timed
 
 
 def test_cosine_matrix_is_symmetric_with_unit_diagonal():

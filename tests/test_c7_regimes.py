@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import bnwd.paper_checks.c7_regimes as c7
 import numpy as np
 import pytest
-from bnwd.paper_checks.common import timed
 from checks_support import run_files
+
+import bnwd.paper_checks.c7_regimes as c7
+from bnwd.paper_checks.common import timed
 
 
 def test_c7_regimes_and_equilibrium_numbers_match_the_files(ctx, as_planned):

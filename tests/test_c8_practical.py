@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from checks_support import assert_periodic_verdict, run_files
+
 import bnwd.paper_checks.c8_practical as c8
 from bnwd.paper_checks.common import timed
-from checks_support import assert_periodic_verdict, run_files
 
 
 def test_c8_verdict_is_computed_from_the_run(ctx, as_planned):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-import bnwd.paper_checks.c9_symmetry as c9
 import pytest
+
+import bnwd.paper_checks.c9_symmetry as c9
 from bnwd.paper_checks.common import CheckContext, timed
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from bnwd.empirical import monitor as empirical_monitor
 from bnwd.empirical.checkpoints import CURRENT, PREVIOUS, load_checkpoint, save_checkpoint
 from bnwd.empirical.runs import RunSpec, build_trainer

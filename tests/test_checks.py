@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bnwd.paper_checks.checks import MODULES, load_checks, select
 from bnwd.paper_checks.common import SCALES, CheckContext
 

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bnwd.empirical.config import DATASETS, DEVICES, DTYPES, MODEL_NAMES, RunSpec
 from bnwd.paper_checks.cli import COMMANDS, build_parser, main
 from bnwd.paper_checks.cli.options import spec_values
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+
 from bnwd.paper_checks import cli
 
 

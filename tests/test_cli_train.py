@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from bnwd.paper_checks.cli import main
 
 

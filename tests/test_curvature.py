@@ -10,6 +10,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.polynomial import chebyshev
+from scipy import special
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
 from bnwd.empirical.curvature import (
     CONFIDENCE,
     MISS_TOL,
@@ -23,13 +31,6 @@ from bnwd.empirical.curvature import (
 )
 from bnwd.empirical.nets import ConvNetSI
 from bnwd.empirical.scale_invariance import exact_batchnorm_
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from numpy.polynomial import chebyshev
-from scipy import special
-from torch import nn
-from torch.func import functional_call
-from torch.nn import functional as F
 
 
 class TinyMLPSI(nn.Module):

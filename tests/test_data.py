@@ -11,11 +11,14 @@ import struct
 import sys
 from pathlib import Path
 
-import bnwd.empirical.data as data
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bnwd.empirical.data as data
 from bnwd.empirical.data import (
     CIFAR_MEAN,
     CIFAR_STD,
@@ -30,8 +33,6 @@ from bnwd.empirical.data import (
     load_dataset,
     read_idx,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # ---- fixture writers -----------------------------------------------------------------------------------------------
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from bnwd.paper_checks.demo import DemoPlan, run_demo
 
 from bnwd import theory
+from bnwd.paper_checks.demo import DemoPlan, run_demo
 
 
 @pytest.mark.slow

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bnwd.analysis import destabilization as ds
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bnwd.analysis import destabilization as ds
 
 LABELLED = Path(__file__).parent / "data" / "labelled_runs"
 

@@ -10,9 +10,10 @@ separately. Accuracy asserted: without noise every event exactly at its index (t
 
 import numpy as np
 import pytest
-from bnwd.analysis import detection as det
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bnwd.analysis import detection as det
 
 LR = 0.1
 NOISE_MAX = 1 / 15  # σ of the noise on the log series, relative to the smallest jump

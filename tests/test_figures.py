@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import bnwd.paper_checks.c1_periodic as c1
-import bnwd.paper_checks.c8_practical as c8
 import numpy as np
 import pytest
+
+import bnwd.paper_checks.c1_periodic as c1
+import bnwd.paper_checks.c8_practical as c8
 from bnwd.paper_checks.figures import equilibrium_line, four_panels
 
 

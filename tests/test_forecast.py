@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import pytest
-from bnwd.analysis.forecast import forecast, period_inputs, period_predictions, predict_period_lengths, run_forecast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnwd import theory
+from bnwd.analysis.forecast import forecast, period_inputs, period_predictions, predict_period_lengths, run_forecast
 
 
 def _sawtooth(lengths, lr=1.0, wd=0.01, sharpness=None, seed=0):

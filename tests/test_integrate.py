@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bnwd.analysis.schema import SERIES
-from bnwd.simulate.integrate import initial_weights, integrate, lr_for_fixed_elr
-from bnwd.simulate.models import RayleighQuotient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from test_models import SEEDS
 
 from bnwd import theory
+from bnwd.analysis.schema import SERIES
+from bnwd.simulate.integrate import initial_weights, integrate, lr_for_fixed_elr
+from bnwd.simulate.models import RayleighQuotient
 
 
 @settings(max_examples=15)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from bnwd.simulate.models import RayleighQuotient, SoftmaxRegression
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+
+from bnwd.simulate.models import RayleighQuotient, SoftmaxRegression
 
 SEEDS = st.integers(0, 2**32 - 1)
 

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from bnwd import theory
 from bnwd.analysis.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
 from bnwd.empirical import monitor as empirical_monitor
 from bnwd.empirical.curvature import effective_sharpness
 from bnwd.empirical.data import load_dataset
 from bnwd.empirical.monitor import SHARPNESS_TOL, Monitor
 from bnwd.empirical.scale_invariance import EXACT_BN_EPS
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from numpy.testing import assert_allclose
-
-from bnwd import theory
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # the examples' names, run from their files as a user would run them (not as __main__)

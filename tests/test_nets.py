@@ -25,11 +25,12 @@ import math
 
 import pytest
 import torch
-from bnwd.empirical.nets import MODELS, ConvNetSI, ConvNetSIAffine, ResNet18SI, ResNet18SIAffine, build_model
-from bnwd.empirical.scale_invariance import exact_batchnorm_
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+
+from bnwd.empirical.nets import MODELS, ConvNetSI, ConvNetSIAffine, ResNet18SI, ResNet18SIAffine, build_model
+from bnwd.empirical.scale_invariance import exact_batchnorm_
 
 # float64 rounding through ~20 layers stays far below this; an eps = 1e-5 BN would miss it by orders of magnitude.
 SI_RTOL = 1e-10

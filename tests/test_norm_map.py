@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from bnwd.simulate.integrate import integrate
-from bnwd.simulate.models import RayleighQuotient
-from bnwd.simulate.norm_map import replay_elr, replay_si_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from test_models import SEEDS
+
+from bnwd.simulate.integrate import integrate
+from bnwd.simulate.models import RayleighQuotient
+from bnwd.simulate.norm_map import replay_elr, replay_si_norm
 
 
 @settings(max_examples=15)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from bnwd.empirical.runs import RunSpec, spec_steps
 from bnwd.paper_checks import c3_frequency as c3
 from bnwd.paper_checks import c8_practical as c8

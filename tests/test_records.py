@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from numpy.testing import assert_allclose
+
 from bnwd.analysis.records import read_series_csv, write_json, write_series_csv
 from bnwd.analysis.schema import SERIES
-from numpy.testing import assert_allclose
 
 
 def test_records_round_trip(tmp_path):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
 from bnwd.analysis.destabilization import analyze
 from bnwd.simulate.integrate import initial_weights, integrate
 from bnwd.simulate.models import RayleighQuotient
 from bnwd.simulate.reduced import ReducedModel, held_out_periods, predict_period, run_reduced
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import stats
 
 SERIES = ("si_norm", "elr", "angular_update", "loss", "eff_grad_norm")
 

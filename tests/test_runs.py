@@ -8,10 +8,11 @@ import json
 
 import pytest
 import torch
-from bnwd.analysis.records import write_json
-from bnwd.empirical.runs import RunSpec, build_trainer, read_run, run_id, spec_steps, train_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bnwd.analysis.records import write_json
+from bnwd.empirical.runs import RunSpec, build_trainer, read_run, run_id, spec_steps, train_run
 
 TINY = RunSpec(lr=1.0, wd=0.01, steps=30, width=2, train_subset=64, batch_size=32, eval_points=3, device="cpu")
 

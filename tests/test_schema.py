@@ -18,6 +18,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bnwd.analysis.records import read_jsonl, read_series, read_series_csv, write_json, write_jsonl, write_series_csv
 from bnwd.analysis.schema import (
     EVAL_FIELDS,
@@ -31,8 +34,6 @@ from bnwd.analysis.summary import summarize_run
 from bnwd.empirical.runs import RunSpec, read_run, run_id, train_run
 from bnwd.empirical.sweep import aggregate
 from bnwd.paper_checks.cli import main
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # Three evaluations, a few periods (the fields of a run with sharpness measured: tests/test_trainer.py).
 MEASURED = RunSpec(lr=1.0, wd=0.03, steps=120, width=2, train_subset=128, batch_size=64, eval_points=3, device="cpu")

@@ -6,10 +6,11 @@ import copy
 
 import pytest
 import torch
-from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+
+from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 
 # --------------------------------------------------------------------------------------------------- architectures
 

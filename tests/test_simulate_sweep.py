@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from bnwd.analysis.records import read_series_csv
 from bnwd.simulate.models import RayleighQuotient
 

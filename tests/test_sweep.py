@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bnwd.empirical.runs import RunSpec, run_id
 from bnwd.empirical.sweep import GridError, aggregate, expand_grid, load_grid_file, open_client, pending, run_sweep
 from bnwd.paper_checks import cli
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # Four tiny runs of ConvNetSI on 256 digits, ~1 s each on an idle core; 3 checkpoints, so a run can be killed mid-way.
 TINY = ["--width", "4", "--train-subset", "256", "--batch-size", "64", "--steps", "120", "--eval-points", "2"]

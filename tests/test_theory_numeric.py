@@ -23,10 +23,11 @@ import math
 
 import numpy as np
 import pytest
-from bnwd.theory import numeric
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+
+from bnwd.theory import numeric
 
 SEEDS = st.integers(0, 2**32 - 1)
 MOMENTA = st.floats(0.0, 0.95)

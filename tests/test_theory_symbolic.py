@@ -11,11 +11,11 @@ import json
 
 import pytest
 import sympy as sp
+
+from bnwd import theory
 from bnwd.theory import equilibrium, escape, period, scale_invariance, sgd, stability
 from bnwd.theory.report import markdown, summary, write_report
 from bnwd.theory.symbolic import f, is_identically_zero, lr, momentum, si_norm, wd, weights
-
-from bnwd import theory
 
 SLOW = {"hessian_scaling", "hessian_euler", "angular_update", "momentum_equilibrium_angular_update"}
 

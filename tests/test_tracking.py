@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bnwd.empirical.tracking import CrossingSearch, locate_crossing
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bnwd.empirical.tracking import CrossingSearch, locate_crossing
 
 THRESHOLD = 1.98
 

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from numpy.testing import assert_allclose
+
+from bnwd import theory
 from bnwd.analysis.schema import SERIES, SERIES_FIELDS, SUMMARY_FIELDS, validate
 from bnwd.empirical.curvature import effective_sharpness
 from bnwd.empirical.data import load_dataset
@@ -18,9 +21,6 @@ from bnwd.empirical.nets import build_model
 from bnwd.empirical.runs import RunSpec, build_trainer
 from bnwd.empirical.scale_invariance import exact_batchnorm_
 from bnwd.empirical.trainer import TrainConfig, Trainer
-from numpy.testing import assert_allclose
-
-from bnwd import theory
 
 
 @pytest.fixture(scope="module")

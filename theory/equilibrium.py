@@ -9,6 +9,7 @@ those scalars are proved exactly and then solved for a steady state.
 from __future__ import annotations
 
 import sympy as sp
+
 from bnwd.theory.sgd import ANGULAR_UPDATE, EFFECTIVE_LR, SI_NORM_AFTER_STEP
 from bnwd.theory.symbolic import (
     Statement,

@@ -21,6 +21,7 @@ peaks, and the jump shows, once the angular update reaches its equilibrium ``arc
 from __future__ import annotations
 
 import sympy as sp
+
 from bnwd.theory.equilibrium import EQUILIBRIUM_ANGULAR_UPDATE
 from bnwd.theory.period import PERIOD_LENGTH, _as_log
 from bnwd.theory.sgd import ANGULAR_UPDATE, ELR_AFTER_STEP

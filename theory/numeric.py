@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import sympy as sp
+
 from bnwd.theory import equilibrium, escape, period, sgd, stability, symmetry
 from bnwd.theory import symbolic as s
 

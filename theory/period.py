@@ -8,6 +8,8 @@ geometrically and the effective learning rate grows geometrically, until it reac
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
 from bnwd.theory.sgd import ELR_AFTER_STEP, SI_NORM_AFTER_STEP
 from bnwd.theory.symbolic import (
     Statement,
@@ -24,7 +26,6 @@ from bnwd.theory.symbolic import (
     si_norm,
     wd,
 )
-from sympy.codegen.cfunctions import log1p
 
 _z = sp.Symbol("z")
 _b = sp.Symbol("b", real=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import sympy as sp
+
 from bnwd.theory.symbolic import DIM, Statement
 
 

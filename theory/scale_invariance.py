@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sympy as sp
+
 from bnwd.theory.symbolic import (
     Statement,
     at,

@@ -7,6 +7,7 @@ each statement proves one of them from that update on the generic scale-invarian
 from __future__ import annotations
 
 import sympy as sp
+
 from bnwd.theory.symbolic import (
     Statement,
     at,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from bnwd.theory.period import NORM_DECAY_FACTOR, decay_matrix
 from bnwd.theory.sgd import EFFECTIVE_LR
 from bnwd.theory.symbolic import (

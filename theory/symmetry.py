@@ -8,6 +8,7 @@ the start, where torch's buffer is empty), one step of torch's SGD keeps both re
 from __future__ import annotations
 
 import sympy as sp
+
 from bnwd.theory.sgd import EFFECTIVE_LR
 from bnwd.theory.symbolic import (
     Statement,

@@ -17,9 +17,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bnwd.theory.report import write_report
-
     from bnwd import theory
+    from bnwd.theory.report import write_report
 
     chosen = theory.STATEMENTS
     if args.only:
