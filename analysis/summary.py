@@ -13,6 +13,8 @@ from scipy import stats
 
 from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
+from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
+from bnwd.analysis.records import series_arrays
 from bnwd.analysis.schema import NORM_CONTROLS
 
 ROUNDING_FLOOR = math.log(np.finfo(np.float64).eps)
@@ -350,3 +352,70 @@ def frequency_slope(lr_wd, frequency, confidence: float = 0.95) -> dict:
         "intercept": float(fit.intercept),
         "n_points": int(x.size),
     }
+
+
+def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTINGS) -> dict:
+    """The summary of a measured run: :func:`analysis.summary.summarize_run` of its records, with what the monitor
+    knows besides.
+
+    The norm control comes from ``fix_elr`` / ``fix_norm``, the learning rate from ``lr_effective``; the effective
+    sharpness of the minima is the median of those measured. Where η̃·s̃ was measured, the summary adds
+    ``elr_times_sharpness_threshold`` (:func:`theory.stability_threshold`: 2(1−ηλ), or heavy ball's threshold
+    with momentum) and, per destabilisation, where η̃·s̃ stood before it (:func:`analysis.summary.threshold_crossings`);
+    with momentum and ηλ > (1−√β)², where the theory derives no threshold, neither. With a free norm, λ > 0, a
+    threshold and at least 5 periods it adds ``period_forecast`` (:func:`analysis.forecast.run_forecast`): each
+    period predicted from its first quarter, and the next one.
+
+    Parameters
+    ----------
+    config : dict
+        The run's ``config.json`` (``lr``, ``wd``, ``momentum``, ``lr_effective``, ``fix_norm``, ``fix_elr``).
+    records : list of dict
+        Its per-step records in memory form (:func:`analysis.records.read_jsonl` of ``series.jsonl``).
+    settings : DetectorSettings
+        The detector's settings (:mod:`analysis.destabilization`).
+
+    Returns
+    -------
+    dict
+        The :data:`analysis.schema.SUMMARY_FIELDS` of the run but ``run_id``.
+    """
+    steps, series = series_arrays(records)
+    if config.get("fix_elr") is not None:
+        norm_control = "fixed_elr"
+    elif config.get("fix_norm") is not None:
+        norm_control = "fixed_norm"
+    else:
+        norm_control = "free"
+    measured = [r for r in records if "eff_sharpness" in r]
+    lr, wd, momentum = config["lr_effective"], config["wd"], config["momentum"]
+    summary = summarize_run(
+        steps,
+        series,
+        lr=config["lr"],
+        wd=wd,
+        momentum=momentum,
+        lr_effective=lr,
+        norm_control=norm_control,
+        eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
+        settings=settings,
+        error_floor=math.log(np.finfo(config.get("weights_dtype", "float32")).eps),
+    )
+    threshold = float(theory.stability_threshold(lr, wd, momentum)) if theory.monotone_decay(lr, wd, momentum) else None
+    if measured and threshold is not None:
+        summary["elr_times_sharpness_threshold"] = threshold
+        summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
+            [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
+        )
+    if norm_control == "free" and wd > 0 and threshold is not None and len(summary["events"]) >= MIN_HISTORY + 3:
+        summary["period_forecast"] = run_forecast(
+            steps,
+            series["elr"],
+            summary["events"],
+            [r["step"] for r in measured],
+            [r["eff_sharpness"] for r in measured],
+            lr=lr,
+            wd=wd,
+            momentum=momentum,
+        )
+    return summary

@@ -38,9 +38,8 @@ import torch.nn.functional as F
 
 from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
-from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
-from bnwd.analysis.records import append_jsonl, current_record, make_durable, read_jsonl, series_arrays, write_json
-from bnwd.analysis.summary import summarize_run, threshold_crossings
+from bnwd.analysis.records import append_jsonl, current_record, make_durable, read_jsonl, write_json
+from bnwd.analysis.summary import summarize_records
 from bnwd.empirical.curvature import CONFIDENCE, effective_sharpness
 from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 from bnwd.empirical.tracking import CrossingSearch, locate_crossing
@@ -60,81 +59,6 @@ THEORY_QUANTITIES = ("elr", "eff_grad_norm", "elr_times_sharpness", "summary")
 """What an optimizer outside the theory's reach gets no value for."""
 
 _PRODUCTS = {"eff_sharpness": "elr_times_sharpness", "eff_batch_sharpness": "elr_times_batch_sharpness"}
-
-
-def stability_threshold(lr: float, wd: float, momentum: float = 0.0) -> float | None:
-    """The η̃·s̃ above which SGD leaves a minimum (:func:`theory.stability_threshold`): 2(1−ηλ) without momentum;
-    None where the theory gives none (with momentum, ηλ > (1−√β)²: the norm decays in oscillations)."""
-    if not theory.monotone_decay(lr, wd, momentum):
-        return None
-    return float(theory.stability_threshold(lr, wd, momentum))
-
-
-def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTINGS) -> dict:
-    """The summary of a measured run: :func:`analysis.summary.summarize_run` of its records, with what the monitor
-    knows besides.
-
-    The norm control comes from ``fix_elr`` / ``fix_norm``, the learning rate from ``lr_effective``; the effective
-    sharpness of the minima is the median of those measured. Where η̃·s̃ was measured, the summary adds
-    ``elr_times_sharpness_threshold`` (:func:`stability_threshold`: 2(1−ηλ), or heavy ball's threshold with
-    momentum) and, per destabilisation, where η̃·s̃ stood before it (:func:`analysis.summary.threshold_crossings`);
-    with momentum and ηλ > (1−√β)², where the theory derives no threshold, neither. With a free norm, λ > 0, a
-    threshold and at least 5 periods it adds ``period_forecast`` (:func:`analysis.forecast.run_forecast`): each
-    period predicted from its first quarter, and the next one.
-
-    Parameters
-    ----------
-    config : dict
-        The run's ``config.json`` (``lr``, ``wd``, ``momentum``, ``lr_effective``, ``fix_norm``, ``fix_elr``).
-    records : list of dict
-        Its per-step records in memory form (:func:`analysis.records.read_jsonl` of ``series.jsonl``).
-    settings : DetectorSettings
-        The detector's settings (:mod:`analysis.destabilization`).
-
-    Returns
-    -------
-    dict
-        The :data:`analysis.schema.SUMMARY_FIELDS` of the run but ``run_id``.
-    """
-    steps, series = series_arrays(records)
-    if config.get("fix_elr") is not None:
-        norm_control = "fixed_elr"
-    elif config.get("fix_norm") is not None:
-        norm_control = "fixed_norm"
-    else:
-        norm_control = "free"
-    measured = [r for r in records if "eff_sharpness" in r]
-    lr, wd, momentum = config["lr_effective"], config["wd"], config["momentum"]
-    summary = summarize_run(
-        steps,
-        series,
-        lr=config["lr"],
-        wd=wd,
-        momentum=momentum,
-        lr_effective=lr,
-        norm_control=norm_control,
-        eff_sharpness=float(np.median([r["eff_sharpness"] for r in measured])) if measured else None,
-        settings=settings,
-        error_floor=math.log(np.finfo(config.get("weights_dtype", "float32")).eps),
-    )
-    threshold = stability_threshold(lr, wd, momentum)
-    if measured and threshold is not None:
-        summary["elr_times_sharpness_threshold"] = threshold
-        summary["elr_times_sharpness_before_destabilization"] = threshold_crossings(
-            [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
-        )
-    if norm_control == "free" and wd > 0 and threshold is not None and len(summary["events"]) >= MIN_HISTORY + 3:
-        summary["period_forecast"] = run_forecast(
-            steps,
-            series["elr"],
-            summary["events"],
-            [r["step"] for r in measured],
-            [r["eff_sharpness"] for r in measured],
-            lr=lr,
-            wd=wd,
-            momentum=momentum,
-        )
-    return summary
 
 
 def theory_covers(optimizer: torch.optim.Optimizer) -> str | None:
@@ -481,9 +405,9 @@ class Monitor:
         self._flush()
         record = self._record(step)
         lr, wd, momentum = record["lr"], record["wd"], record["momentum"]
-        threshold = None if self.not_computed else stability_threshold(lr, wd, momentum)
         # without a threshold (momentum outside the theory's domain) s̃ is measured every K steps only
-        self._search.threshold = math.inf if threshold is None else threshold
+        covered = not self.not_computed and theory.monotone_decay(lr, wd, momentum)
+        self._search.threshold = float(theory.stability_threshold(lr, wd, momentum)) if covered else math.inf
         previous = self._record(step - 1)
         rising = previous is not None and record["si_norm"] > previous["si_norm"]
         if self._search.look_back(step, rising):

@@ -21,10 +21,10 @@ import torch
 
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
 from bnwd.analysis.records import read_jsonl, series_arrays
+from bnwd.analysis.summary import summarize_records
 from bnwd.empirical.batched import train_together
 from bnwd.empirical.config import RunSpec, TrainConfig
 from bnwd.empirical.data import SEEDED, TRAIN_SIZES, load_dataset
-from bnwd.empirical.monitor import summarize_records
 from bnwd.empirical.nets import build_model
 from bnwd.empirical.trainer import Trainer, steps_per_epoch
 
@@ -144,7 +144,7 @@ def is_finished(out: Path) -> bool:
 class MeasuredRun:
     """A finished run folder, read back: ``config`` (``config.json``), the per-step ``records`` (``series.jsonl``
     in memory form) with ``steps`` and the :data:`analysis.schema.SERIES` arrays ``series`` made of them, the
-    ``evals`` (``eval.jsonl``) and the ``summary`` (:func:`empirical.monitor.summarize_records`)."""
+    ``evals`` (``eval.jsonl``) and the ``summary`` (:func:`analysis.summary.summarize_records`)."""
 
     path: Path
     config: dict

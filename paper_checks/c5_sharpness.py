@@ -34,8 +34,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from bnwd import theory
 from bnwd.analysis.summary import threshold_crossings
-from bnwd.empirical.monitor import stability_threshold
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 
 CLAIM = "C5"
@@ -180,7 +180,7 @@ def threshold_test(result, key: str, settings: dict) -> dict:
     """
     spec = result.spec
     events = [int(e) for e in result.summary["events"]]
-    threshold = stability_threshold(spec.lr, spec.wd, spec.momentum)
+    threshold = float(theory.stability_threshold(spec.lr, spec.wd, spec.momentum))
     t_max = growth_steps(spec.lr, spec.wd, settings["log_amplification"])
     measured = [(r["step"], r[key]) for r in result.records if math.isfinite(r.get(key, math.nan))]
     steps, values = zip(*measured, strict=True) if measured else ((), ())

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, DetectorSettings
-from bnwd.empirical.monitor import summarize_records
+from bnwd.analysis.summary import summarize_records
 from bnwd.empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run, train_runs
 
 SCALES = ("tiny", "small", "paper")
