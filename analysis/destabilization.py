@@ -5,9 +5,9 @@ shows in every signal at once: the loss and ‖g̃‖ spike, the norm ρ of the 
 η̃ = η/ρ² drops (η̃ carries the same information as ρ). Step ``e`` is a destabilisation when, with ``W`` the run's
 rise time,
 
-1. ρ rises out of its noise: :func:`analysis.detection.detect_destabilizations` on ρ flags it (the rise of ln ρ
-   above its trend exceeds the robust null distribution of such rises by 6σ, and ln 1.05); ``e`` is the last
-   sample before ln ρ has risen a tenth of its jump above its trend;
+1. ρ rises out of its noise: :func:`analysis.detection.find_jumps` on ρ flags it (the rise of ln ρ above its trend
+   exceeds the robust null distribution of such rises by 6σ, and ln 1.05); ``e`` is the last sample before ln ρ has
+   risen a tenth of its jump above its trend;
 2. the jump undoes at least ``min_decay_steps`` steps of free decay, ``max ln ρ(e, e+W] − ln ρ(e) ≥
    min_decay_steps·κ``, κ = −ln(1−ηλ)/(1−β) the fall of ln ρ per step under weight decay alone: a bump that
    leaves ρ where a few steps of decay would put it does not start a new period (with λ = 0 there is no κ and
@@ -18,28 +18,16 @@ rise time,
    without either, steps 1–2 decide alone, and ``signals`` says so.
 
 Step 3 alone, maxima of that statistic above ``loss_z`` at least ``2W`` apart, is the loss's own detection
-(:func:`spike_events`); steps 1–2 alone are ρ's. At a fixed norm ρ cannot jump, and the loss's detection is used.
-The rise time ``W`` is measured on each run (:func:`rise_times`). Periods are the intervals between
-destabilisations (:func:`analysis.detection.period_lengths`, a transient first interval dropped).
+(:func:`analysis.detection.find_spikes`); steps 1–2 alone are ρ's. At a fixed norm ρ cannot jump, and the loss's
+detection is used. The rise time ``W`` is measured on each run (:func:`rise_times`). Periods are the intervals
+between destabilisations (:func:`analysis.detection.period_lengths`, a transient first interval dropped).
 
 **Sensitivity.** Every number is computed again at the settings of :data:`SENSITIVITY_BAND`: each threshold
 around its default, written as absolute values (``min_decay_steps`` 2.5 and 10, the jump halved and doubled;
 ``loss_z`` 4 and 8), and the window at twice the measured rise time (a window shorter than the rise cannot hold
 it). Results carry their min–max over the band; a verdict that changes inside the band is *fragile*.
 
-**Regimes** (:func:`classify`), each with the numbers that decided it, in this order: ``undetermined`` (fewer than
-:data:`MIN_SAMPLES` finite samples, constant, all non-finite, or a NaN gap followed by finite values: never a number
-from such a series); ``diverged`` (a non-finite loss or ρ from some step to the end); ``failed`` (finite, but the
-median loss of the last tenth of the run above the loss at its first step); ``fixed_norm`` / ``fixed_elr`` (ρ held by
-projection: the regime is the control); ``periodic`` (≥ 3 destabilisations, the last within 3 median periods of the
-end, so that they repeat over the run; std/mean of the periods is stated); ``equilibrium`` (the angular update's RMS
-over each quarter of the run's second half within 25 % of each other, and the RMS over the half within 25 % of the
-theory's θ* = arccos(1 − ηλ/(1+β)); with SGD's noise the equilibrium holds in mean square); ``convergent`` (the loss
-falling and η̃ growing over the second half, slopes beyond 2 standard errors); otherwise ``undetermined``, with the
-numbers.
-
-A batch of 64 runs × 20 000 steps, the band included, takes about 1.1 s on 2 CPU cores (0.9 s without it)
-(``benchmarks/detection_band.py``).
+**Regimes**: :mod:`analysis.regimes` classifies each run with the numbers that decided it.
 """
 
 from __future__ import annotations
@@ -49,17 +37,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnwd import theory
-from bnwd.analysis.detection import _positive_int, detect_destabilizations, frequency_interval, period_lengths
+from bnwd.analysis.detection import find_jumps, find_spikes, frequency_interval, period_lengths, spike_statistic
+from bnwd.analysis.regimes import classify, screen
 
-MIN_SAMPLES = 8
 """Fewest finite samples a series needs before anything is measured on it."""
-REGIMES = ("undetermined", "diverged", "failed", "fixed_norm", "fixed_elr", "periodic", "equilibrium", "convergent")
-_MAD_TO_SIGMA = 1.4826
 _START_WINDOW = 5
 _RISE_QUANTILE = 0.9  # the rise time covers 90 % of a run's jumps
-_STATIONARY = 0.25  # equilibrium: quarters within 25 % of each other and of θ*
-_REPEAT_PERIODS = 3.0  # periodic: the last event within this many median periods of the end
 
 
 @dataclass(frozen=True)
@@ -78,7 +61,8 @@ class DetectorSettings:
             if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
         if isinstance(self.window, int) and not isinstance(self.window, bool):
-            _positive_int(self.window, "window")
+            if self.window < 1:
+                raise ValueError(f"window must be an integer >= 1; got {self.window!r}")
         elif self.window is not None and not (isinstance(self.window, float) and self.window > 0):
             raise ValueError(f"window must be None, an int >= 1 or a factor > 0; got {self.window!r}")
 
@@ -157,63 +141,6 @@ class Periodicity:
 # --- the three steps, vectorised over the rows of a batch ---------------------------------------------------------
 
 
-def _log_spiking(values: np.ndarray) -> np.ndarray:
-    """ln of a loss or ‖g̃‖ per row, 0 floored at the row's smallest positive value (and at 1e-8 of its peak)."""
-    positive = np.where(values > 0, values, np.inf).min(axis=1, keepdims=True, initial=np.inf)
-    floor = np.maximum(positive, 1e-8 * values.max(axis=1, keepdims=True, initial=0.0))
-    return np.log(np.maximum(values, np.where(np.isfinite(floor) & (floor > 0), floor, 1.0)))
-
-
-def _spike_statistic(log_signal: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Per row and sample t: (mean over [t, t+W) − mean over [t−W, t)) / (σ·√(2/W)); NaN where a window does not
-    fit. ``window`` holds W per row; σ is the row's step-to-step noise (1.4826·MAD/√2 of the first differences)."""
-    rows, n = log_signal.shape
-    if n < 2:  # no step-to-step noise to measure (a run that diverged at its first step)
-        return np.full((rows, n), np.nan)
-    diffs = np.diff(log_signal, axis=1)
-    sigma = _MAD_TO_SIGMA * np.median(np.abs(diffs - np.median(diffs, axis=1, keepdims=True)), axis=1) / math.sqrt(2)
-    total = np.concatenate([np.zeros((rows, 1)), np.cumsum(log_signal, axis=1)], axis=1)
-    t = np.arange(n)
-    w = window[:, None]
-    after = np.take_along_axis(total, np.minimum(t + w, n), axis=1) - total[:, :n]
-    before = total[:, :n] - np.take_along_axis(total, np.maximum(t - w, 0), axis=1)
-    z = (after - before) / w / (np.maximum(sigma, 1e-300)[:, None] * np.sqrt(2 / w))
-    return np.where((t - w >= 0) & (t + w <= n), z, np.nan)
-
-
-def spike_events(signal, window, loss_z: float = DEFAULT_SETTINGS.loss_z):
-    """Step 3 alone, the loss's (or ‖g̃‖'s) own detection: the samples where the spike statistic peaks above
-    ``loss_z``, at least 2W apart (the first sample of each spike, the convention of ρ's events).
-
-    Parameters
-    ----------
-    signal : array_like, shape (n_steps,) or (n_configs, n_steps)
-        A loss or ‖g̃‖ per step, ≥ 0 and finite.
-    window : int or array_like of int, shape (n_configs,)
-        W per row.
-    loss_z : float
-
-    Returns
-    -------
-    ndarray of int64, or a list of them for 2-D input
-    """
-    values = np.asarray(signal, dtype=np.float64)
-    rows = np.atleast_2d(values)
-    found = _spike_events(_log_spiking(rows), np.broadcast_to(np.asarray(window, dtype=int), (rows.shape[0],)), loss_z)
-    return found[0] if values.ndim == 1 else found
-
-
-def _spike_events(log_signal: np.ndarray, window: np.ndarray, loss_z: float) -> list[np.ndarray]:
-    z = _spike_statistic(log_signal, window)
-    flagged = np.nan_to_num(z, nan=-np.inf) >= loss_z
-    found = []
-    for row, w in enumerate(window.tolist()):
-        hits = np.flatnonzero(flagged[row])
-        groups = np.split(hits, np.flatnonzero(np.diff(hits) >= 2 * w) + 1) if hits.size else []
-        found.append(np.array([g[np.argmax(z[row, g])] for g in groups], dtype=np.int64))
-    return found
-
-
 def _rise_durations(log_rho: np.ndarray, row_events: list[np.ndarray], horizon: int) -> list[np.ndarray]:
     """Per row and event: the samples from the event to the end of the jump's steep part, within ``horizon``
     samples and before the next event. The steep part is the stretch around the jump's steepest step where ln ρ
@@ -257,7 +184,7 @@ def rise_times(si_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.nda
         The window the candidates were found with.
     rise : ndarray of int, shape (n_configs,)
     candidates : list of ndarray of int
-        Per row, the candidates (:func:`analysis.detection.detect_destabilizations` at ``search``).
+        Per row, the candidates (:func:`analysis.detection.find_jumps` at ``search``).
     """
     rows, n = si_norm.shape
     log_rho = np.log(np.where(np.isfinite(si_norm), si_norm, 1.0))
@@ -266,7 +193,7 @@ def rise_times(si_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.nda
     candidates = [np.zeros(0, dtype=np.int64)] * rows
     todo, window = np.arange(rows), _START_WINDOW
     while todo.size and window <= longest:
-        events = detect_destabilizations(si_norm[todo], window=window)
+        events = find_jumps(si_norm[todo], window=window)
         durations = _rise_durations(log_rho[todo], events, 8 * window)
         for row, found, where in zip(todo.tolist(), durations, events, strict=True):
             search[row], candidates[row] = window, where
@@ -312,10 +239,10 @@ class _Measures:
     spike_z: list[np.ndarray]
 
 
-def _measure(log_rho, log_spiking, decay_rate, candidates, window) -> _Measures:
+def _measure(log_rho, spiking, decay_rate, candidates, window) -> _Measures:
     """Each candidate's jump, ``max ln ρ(e, e+W] − ln ρ(e)`` in steps of free decay, and its spike statistic."""
     n = log_rho.shape[1]
-    z = None if log_spiking is None else _spike_statistic(log_spiking, window)
+    z = None if spiking is None else spike_statistic(spiking, window)
     decay_steps, spike_z = [], []
     for row, (events, w) in enumerate(zip(candidates, window.tolist(), strict=True)):
         ahead = log_rho[row, np.minimum(events[:, None] + 1 + np.arange(w), n - 1)].max(axis=1, initial=-np.inf)
@@ -350,103 +277,6 @@ def _summarise(detection: Detection) -> tuple[np.ndarray, float, float, float, t
     return periods, period, std, 1 / period, frequency_interval(periods)
 
 
-def _half_slope(log_y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of the second half of a log series, and its standard error."""
-    segment = log_y[log_y.size // 2 :]
-    t = np.arange(segment.size) - (segment.size - 1) / 2
-    slope = float(t @ (segment - segment.mean()) / (t @ t))
-    residual = segment - segment.mean() - slope * t
-    return slope, float(np.sqrt(residual @ residual / max(segment.size - 2, 1) / (t @ t)))
-
-
-def classify(series: dict, events, *, lr, wd, momentum=0.0, norm_control="free") -> tuple[str, dict]:
-    """The regime of one finite, gap-free run and the numbers that decided it (rules: the module docstring).
-
-    Parameters
-    ----------
-    series : dict of ndarray, shape (n_steps,) each
-        ``elr``, ``angular_update`` and ``loss`` (may be missing: no ``failed`` rule, η̃ alone for ``convergent``)
-        per step.
-    events : array_like of int
-        Its destabilisations.
-    lr, wd, momentum : float
-        η applied to the SI weights, λ, β.
-    norm_control : {"free", "fixed_norm", "fixed_elr"}
-
-    Returns
-    -------
-    (str, dict)
-        The regime (one of :data:`REGIMES`) and its evidence, with the ``rule`` in words.
-    """
-    events = np.asarray(events, dtype=int)
-    evidence: dict = {"n_destabilizations": int(events.size)}
-    loss = series.get("loss")
-    if loss is not None:
-        loss = np.asarray(loss, dtype=float)
-        tail = max(loss.size // 10, 1)
-        evidence |= {"loss_start": float(loss[0]), "loss_end": float(np.median(loss[-tail:]))}
-        if evidence["loss_end"] > evidence["loss_start"]:
-            return "failed", evidence | {"rule": "the median loss of the last tenth is above the first step's"}
-    if norm_control != "free":
-        return norm_control, evidence | {"rule": "ρ is held by projection"}
-    if events.size >= 3:
-        periods = np.diff(events)
-        median = float(np.median(periods))
-        evidence |= {"median_period": median, "steps_after_last": int(len(series["elr"]) - 1 - events[-1])}
-        evidence["regularity"] = float(np.std(periods) / np.mean(periods))
-        if evidence["steps_after_last"] <= _REPEAT_PERIODS * median:
-            rule = f"≥ 3 destabilisations, the last within {_REPEAT_PERIODS:g} median periods of the end"
-            return "periodic", evidence | {"rule": rule}
-    theta = float(theory.equilibrium_angular_update(lr, wd, momentum)) if wd > 0 else math.nan
-    angle = np.asarray(series["angular_update"], dtype=float)
-    # with SGD's noise the equilibrium holds for the mean square of the update: RMS, not single steps
-    quarters = np.array([np.sqrt(np.mean(q**2)) for q in np.array_split(angle[angle.size // 2 :], 4)])
-    level = float(np.sqrt(np.mean(quarters**2)))
-    evidence |= {
-        "angular_update": level,
-        "angular_update_theory": theta,
-        "quarter_spread": float(np.ptp(quarters) / level) if level > 0 else math.inf,
-        "relative_to_theory": abs(level / theta - 1) if math.isfinite(theta) else math.inf,
-    }
-    if evidence["quarter_spread"] <= _STATIONARY and evidence["relative_to_theory"] <= _STATIONARY:
-        return "equilibrium", evidence | {"rule": "angular update stationary and within 25 % of θ*"}
-    elr_slope, elr_se = _half_slope(np.log(np.asarray(series["elr"], dtype=float)))
-    evidence["elr_slope"] = elr_slope
-    falling = True  # without a loss, η̃ alone decides
-    if loss is not None:
-        evidence["loss_slope"], loss_se = _half_slope(np.log(np.maximum(loss, np.finfo(float).tiny)))
-        falling = evidence["loss_slope"] < -2 * loss_se
-    if falling and elr_slope > 2 * elr_se:
-        return "convergent", evidence | {"rule": "the loss falls and η̃ grows over the second half"}
-    return "undetermined", evidence | {"rule": "neither periodic, equilibrium nor convergent by these rules"}
-
-
-def screen(series: dict) -> tuple[int, str | None, int | None]:
-    """Where a run's finite part ends, why it cannot be analysed, and where it diverged.
-
-    Returns
-    -------
-    (int, str or None, int or None)
-        The samples before the first non-finite value of ``si_norm`` or ``loss`` (when given); the reason the run is
-        ``undetermined`` (None when it can be analysed); the index from which it is non-finite to its end (None
-        when it is finite, or has a NaN gap, which is not a divergence).
-    """
-    arrays = [np.asarray(series[name], dtype=float) for name in ("si_norm", "loss") if series.get(name) is not None]
-    finite = np.logical_and.reduce([np.isfinite(a) for a in arrays])
-    if not finite.any():  # non-finite from the first sample to the end: a run that diverged at once
-        return 0, "no finite values", 0
-    first_bad = int(np.argmin(finite)) if not finite.all() else finite.size
-    if first_bad < finite.size and finite[first_bad:].any():
-        resumed = first_bad + int(np.argmax(finite[first_bad:]))
-        return first_bad, f"non-finite gap at samples {first_bad}..{resumed - 1}, finite again after it", None
-    diverged = first_bad if first_bad < finite.size else None
-    if first_bad < MIN_SAMPLES:
-        return first_bad, f"{first_bad} finite samples; at least {MIN_SAMPLES} are needed", diverged
-    if all(np.ptp(a[:first_bad]) == 0 for a in arrays):
-        return first_bad, "constant series", diverged
-    return first_bad, None, diverged
-
-
 def _undetermined(reason: str, diverged: int | None) -> Periodicity:
     empty = np.zeros(0, dtype=np.int64)
     detection = Detection(empty, 0, (), empty, np.zeros(0), np.zeros(0))
@@ -469,7 +299,7 @@ def analyze(
     lr, wd, momentum : float or array_like, shape (n_configs,)
         η applied to the SI weights, λ, β of each run.
     norm_control : {"free", "fixed_norm", "fixed_elr"}
-        At a fixed norm the destabilisations are the loss's spikes (:func:`spike_events`).
+        At a fixed norm the destabilisations are the loss's spikes (:func:`analysis.detection.find_spikes`).
     settings : DetectorSettings
     band : sequence of DetectorSettings
         Settings at which the number of events and the period are computed again (``()`` for none).
@@ -489,10 +319,10 @@ def analyze(
     past = np.arange(n)[None, :] >= lengths[:, None]
     rho = np.where(past, np.nan, arrays["si_norm"])
     spiking_name = next((name for name in ("loss", "eff_grad_norm") if arrays.get(name) is not None), None)
-    log_spiking = None
+    spiking = None
     if spiking_name is not None:
         values = arrays[spiking_name]
-        log_spiking = _log_spiking(np.where(past | ~np.isfinite(values), 0.0, values))
+        spiking = np.where(past | ~np.isfinite(values), 0.0, values)
     free = norm_control == "free"
     decay = np.where((wd > 0) & free, -np.log1p(-lr * wd) / (1 - momentum), 0.0)
     rise, candidates = np.full(rows, _START_WINDOW), [np.zeros(0, dtype=np.int64)] * rows
@@ -508,16 +338,16 @@ def analyze(
         window = _windows(at, rise)
         key = (tuple(window.tolist()), at.loss_z if not free else None)
         if not free:
-            if log_spiking is None:
+            if spiking is None:
                 raise ValueError("a run at a fixed norm needs its loss (or ‖g̃‖): ρ cannot jump")
             if key not in cache:
-                cache[key] = _spike_events(log_spiking, window, at.loss_z)
+                cache[key] = find_spikes(spiking, window, min_z=at.loss_z)
             return [
                 Detection(e, int(w), (spiking_name,), e, np.full(e.size, np.nan), np.full(e.size, np.nan))
                 for e, w in zip(cache[key], window, strict=True)
             ]
         if key not in cache:
-            cache[key] = _measure(log_rho, log_spiking, decay, candidates, window)
+            cache[key] = _measure(log_rho, spiking, decay, candidates, window)
         return [_detection(candidates[row], cache[key], row, at, signals) for row in range(rows)]
 
     chosen = detect_all(settings)

@@ -1,19 +1,21 @@
-"""Per-signal building blocks: rises of one logged series, period lengths, the frequency's interval.
+"""The per-signal building blocks of destabilisation detection: what each finds in one series.
 
-What counts as a destabilisation of a run, which combines these signals, and the run's regime are defined in
-:mod:`analysis.destabilization`; this module detects rises in any one series. A destabilisation of
-scale-invariant training with weight decay shows at once in four series: the loss and the effective-gradient norm
-‖g̃‖ spike, the norm ρ of the scale-invariant weights jumps up and the effective learning rate η̃ = η/ρ² drops.
-Every function here works on the natural log of the series, sign-flipped for η̃, so that an event is always a
-*rise*; the same code serves simulated and measured runs.
+What counts as a destabilisation of a run, which combines these signals, is defined in
+:mod:`analysis.destabilization`; this module finds one kind of event in one series, as scipy's ``find_peaks`` sits
+beside ``peak_prominences``. A destabilisation of scale-invariant training with weight decay shows at once in four
+series: the norm ρ of the scale-invariant weights jumps up, the effective learning rate η̃ = η/ρ² drops, and the
+loss and the effective-gradient norm ‖g̃‖ spike. The same code serves simulated and measured runs.
 
-Algorithm of :func:`detect_destabilizations`, per row:
+- :func:`find_jumps`: the jumps of ρ (or drops of η̃), rises of ``±ln x`` out of the series' own noise;
+- :func:`spike_statistic` and :func:`find_spikes`: the spikes of a loss or ‖g̃‖, the only loss-spike detector;
+- :func:`period_lengths` and :func:`frequency_interval`: the periods between events and the frequency's interval;
+- :func:`robust_location_scale`: the median and 1.4826·MAD every noise estimate here rests on.
 
-1. ``y = ±log x`` (``+`` for ρ, loss, ‖g̃‖; ``−`` for η̃); the row ends at its first non-finite value. A loss or
-   ‖g̃‖ is floored at 1e-8 of its largest value (and a 0 at its smallest positive value).
-2. Trend: the median first difference is subtracted as a linear trend — always for ρ and η̃ (weight decay makes
-   their log fall linearly between events), only when positive for the loss and ‖g̃‖ (which flatten as they
-   re-converge). A steady rise therefore never looks like an event, nor does a steady fall hide one.
+Algorithm of :func:`find_jumps`, per row:
+
+1. ``y = ±log x`` (``+`` for ρ, ``−`` for η̃); the row ends at its first non-finite value.
+2. Trend: the median first difference is subtracted as a linear trend (weight decay makes log ρ and log η̃ fall
+   linearly between events), so a steady rise never looks like an event, nor does a steady fall hide one.
 3. ``R[i] = max(y[i+1 : i+window+1]) − max(y[i-2 : i+1])``: the largest rise within ``window`` samples above the
    current level (the highest of the last three samples, so that a recovery from a dip is no rise).
 4. Threshold ``median(R) + 6·1.4826·MAD(R)``, the upper tail of the robust null distribution of the rise (it
@@ -26,51 +28,53 @@ Algorithm of :func:`detect_destabilizations`, per row:
    ``window + 1`` samples up to the run's first flagged sample). A rise within the first ``window`` samples is the
    growth from initialisation, not an event.
 
-Accuracy on synthetic series with known events (``tests/test_detection.py`` asserts it on hypothesis examples;
-the figures below are from 12000 further random runs, ≈ 89000 events, half of them noisy). Sawtooth log ρ (and
-the same run as η̃): jumps of log(1.1)..log(3) spread over 1–5 samples; periods of 30–150 samples jittered
-±30 %; a first period 3–4 times longer or not; an extra linear trend of −1..+2 times the decay; white Gaussian
-noise of σ ≤ (smallest jump)/12 on log ρ. Loss: spikes ×10..10⁴ spread over 1–5 samples, exponential
-re-convergence, periods of 40–150 samples, noise likewise.
+Its accuracy on synthetic series with known events is asserted by ``tests/test_detection.py`` (hypothesis) and
+measured at scale by ``benchmarks/detection_band.py`` (``docs/results.md``). Limits: events filling more than about
+a third of the samples inflate the noise estimate, so small ones can be missed (pass ``min_jump``); ``window`` must
+cover the duration of a rise: per-epoch records need the default, per-step records of SGD, whose jumps last tens
+to hundreds of steps, need a matching one.
 
-* noise-free: every event at its exact index, no missed or false event;
-* noisy: no missed or false event; 92–96 % of events exact, ≥ 99.8 % within ±1 sample, 2 in 45000 at ±3; the
-  mean period is within 0.7 % of the truth in 99 % of runs (3 % at worst, on runs of 2–3 periods);
-* at the edges of these ranges at once (period 30, jump log(1.1) over 5 samples, σ near 1/12 of it), about 1 run
-  in 1000 misses an event or places one 3–4 samples early; the tests assert σ ≤ 1/15, where 6000 such
-  hypothesis examples all pass;
-* σ up to 1/8 of the smallest jump: 0.5–0.8 % of runs miss or add an event;
-* jumps of at most σ, or under log(1.05) without noise, give no event (in series of ~100 samples, where the
-  noise estimate is itself noisy, about 1 in 1000 gives one); pure white, random-walk or AR(1) noise (64 × 20000
-  samples each) gives none;
-* limits: events (with the falls after loss spikes) filling more than about a third of the samples inflate the
-  noise estimate, so small ones can be missed (pass ``min_jump``); a loss spike that starts while the loss still
-  falls fast can be placed one sample late; in a noisy equilibrium, rare bursts of the loss can pass for events
-  (ρ and η̃ are the steadier signals). ``window`` must cover the duration of a rise: per-epoch records need the
-  default, per-step records of SGD, whose jumps last tens to hundreds of steps, need a matching one.
-
-A (64, 20000) array takes about 0.27 s on 2 CPU cores, most of it in the medians.
+Example
+-------
+>>> import numpy as np
+>>> t = np.arange(300)
+>>> rho = np.exp(-0.01 * (t % 100)) * 3.0  # weight decay shrinks ρ; every 100 steps it jumps back
+>>> find_jumps(rho).tolist()
+[99, 199]
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
-SERIES_KINDS = ("si_norm", "elr", "loss", "eff_grad_norm")
-_DIRECTION = {"si_norm": 1.0, "elr": -1.0, "loss": 1.0, "eff_grad_norm": 1.0}
-# ρ and η̃ are positive by construction; a loss or a gradient norm may underflow to exactly 0.
-_STRICTLY_POSITIVE = {"si_norm": True, "elr": True, "loss": False, "eff_grad_norm": False}
-# Between events log ρ and log η̃ fall linearly (weight decay), so their median slope is a trend to remove; the
-# loss and ‖g̃‖ flatten as they re-converge, and only a steady rise is removed from them.
-_LINEAR_FALL = {"si_norm": True, "elr": True, "loss": False, "eff_grad_norm": False}
+__all__ = [
+    "DEFAULT_WINDOW",
+    "JUMP_KINDS",
+    "MAD_TO_SIGMA",
+    "MIN_JUMP_FLOOR",
+    "JumpKind",
+    "find_jumps",
+    "find_spikes",
+    "frequency_interval",
+    "period_lengths",
+    "robust_location_scale",
+    "spike_statistic",
+]
+
+JumpKind = Literal["si_norm", "elr"]
+JUMP_KINDS: tuple[JumpKind, ...] = ("si_norm", "elr")
+_DIRECTION = {"si_norm": 1.0, "elr": -1.0}  # a destabilisation moves ρ up and η̃ down
 
 DEFAULT_WINDOW = 5
 MIN_JUMP_FLOOR = float(np.log(1.05))
+MAD_TO_SIGMA = 1.4826
+"""The standard deviation of a normal distribution over its median absolute deviation."""
 _NOISE_Z = 6.0
 _BAND_Z = 2.0
 _EXCLUDE_Z = 4.0
-_MAD_TO_SIGMA = 1.4826
 _RELATIVE_FLOOR = 1e-8
 _BEHIND = 3
 
@@ -78,17 +82,16 @@ _BEHIND = 3
 def _as_series(series, kind: str) -> tuple[np.ndarray, bool]:
     """Validate ``series`` for ``kind``; return it as float64 (n_configs, n_steps) and whether it was 1-D."""
     if kind not in _DIRECTION:
-        raise ValueError(f"kind must be one of {SERIES_KINDS}; got {kind!r}")
+        raise ValueError(f"kind must be one of {JUMP_KINDS}; got {kind!r}")
     try:
         x = np.asarray(series, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"series must be a real 1-D or 2-D array; got {type(series).__name__}") from None
     if x.ndim not in (1, 2):
         raise ValueError(f"series must be 1-D (n_steps,) or 2-D (n_configs, n_steps); got shape {x.shape}")
-    bad = (x <= 0) if _STRICTLY_POSITIVE[kind] else (x < 0)
+    bad = x <= 0
     if bad.any():
-        domain = "> 0" if _STRICTLY_POSITIVE[kind] else ">= 0"
-        raise ValueError(f"{kind} must be {domain} (its log is taken); got {x[bad].flat[0].item()!r}")
+        raise ValueError(f"{kind} must be > 0 (its log is taken); got {x[bad].flat[0].item()!r}")
     return np.atleast_2d(x), x.ndim == 1
 
 
@@ -96,21 +99,6 @@ def _finite_length(x: np.ndarray) -> np.ndarray:
     """Per row, the index of the first non-finite value (the row length when there is none)."""
     nonfinite = ~np.isfinite(x)
     return np.where(nonfinite.any(axis=1), nonfinite.argmax(axis=1), x.shape[1])
-
-
-def _oriented_log(x: np.ndarray, kind: str, valid: np.ndarray, relative_floor: float = 0.0) -> np.ndarray:
-    """``±log x`` on the valid samples (0 elsewhere).
-
-    For the kinds that may be 0, values are floored at the row's smallest positive value, or at ``relative_floor``
-    times its largest value when that is higher.
-    """
-    if not _STRICTLY_POSITIVE[kind]:
-        floor = np.where(valid & (x > 0), x, np.inf).min(axis=1, keepdims=True)
-        floor = np.maximum(floor, relative_floor * np.where(valid, x, 0.0).max(axis=1, keepdims=True))
-        x = np.maximum(x, np.where(np.isfinite(floor), floor, 1.0))
-    if not valid.all():
-        x = np.where(valid, x, 1.0)
-    return _DIRECTION[kind] * np.log(x)
 
 
 def _masked_median(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -123,10 +111,23 @@ def _masked_median(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(count > 0, np.take_along_axis(ordered, middle, axis=1).mean(axis=1), 0.0)
 
 
-def _robust_location_scale(a: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: median and MAD-based standard deviation (1.4826·MAD) over ``valid`` entries."""
+def robust_location_scale(a, valid=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the median and the MAD-based standard deviation ``1.4826·median|a − median(a)|``: the location and
+    scale of a row's noise, untouched by the few large values that are the events.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n_rows, n)
+    valid : ndarray of bool, shape (n_rows, n), optional
+        The entries that count (all by default); a row with none gives 0.
+
+    Returns
+    -------
+    (ndarray, ndarray), shape (n_rows,) each
+    """
+    valid = np.ones(np.shape(a), dtype=bool) if valid is None else valid
     centre = _masked_median(a, valid)
-    return centre, _MAD_TO_SIGMA * _masked_median(np.abs(a - centre[:, None]), valid)
+    return centre, MAD_TO_SIGMA * _masked_median(np.abs(a - centre[:, None]), valid)
 
 
 def _last_true(mask: np.ndarray) -> np.ndarray:
@@ -174,16 +175,16 @@ def _onsets(y, threshold, band, rows, first, last, window: int, n_valid) -> np.n
     return first + _last_true(near_base)
 
 
-def detect_destabilizations(series, kind: str = "si_norm", *, min_jump=None, window=None, min_separation=None):
-    """Indices of the destabilisations in a logged series (see the module docstring for the algorithm).
+def find_jumps(series, kind: JumpKind = "si_norm", *, min_jump=None, window=None, min_separation=None):
+    """Indices of the jumps of ρ (or drops of η̃) in a logged series (the module docstring has the algorithm).
 
     Parameters
     ----------
     series : array_like, shape (n_steps,) or (n_configs, n_steps)
-        One series of the given ``kind`` per row, sampled at equal intervals. Values must be > 0 for ``si_norm``
-        and ``elr``, ≥ 0 for ``loss`` and ``eff_grad_norm``; NaN or ±inf ends the row (a divergence).
-    kind : {"si_norm", "elr", "loss", "eff_grad_norm"}
-        What the series is; a destabilisation moves it up, down, up and up respectively.
+        One series of the given ``kind`` per row, sampled at equal intervals, > 0; NaN or ±inf ends the row (a
+        divergence).
+    kind : {"si_norm", "elr"}
+        What the series is; a destabilisation moves it up and down respectively.
     min_jump : float, optional
         Smallest event, as a rise of the natural log of the series (``log(1.5)``: ρ × 1.5, or η̃ / 1.5); it
         replaces the threshold derived from the noise of each row, which is at least ``log(1.05)`` (for η̃:
@@ -212,14 +213,12 @@ def detect_destabilizations(series, kind: str = "si_norm", *, min_jump=None, win
     n_valid = _finite_length(x)
     steps = np.arange(n)
     valid = steps < n_valid[:, None]
-    # Relative changes of a loss or ‖g̃‖ below 1e-8 of its peak are numerical dust (an instability can grow
-    # through tens of orders of magnitude before it shows); without the floor they would swamp the noise estimate.
-    y = _oriented_log(x, kind, valid, _RELATIVE_FLOOR)
+    y = _DIRECTION[kind] * np.log(x if valid.all() else np.where(valid, x, 1.0))
 
     pairs = valid[:, 1:] & valid[:, :-1]
     diffs = np.diff(y, axis=1)
-    drift, diff_sigma = _robust_location_scale(diffs, pairs)
-    y = y - (drift if _LINEAR_FALL[kind] else np.maximum(drift, 0.0))[:, None] * steps
+    drift, diff_sigma = robust_location_scale(diffs, pairs)
+    y = y - drift[:, None] * steps
     # Held at the last finite value, the tail of a divergent row cannot rise.
     y = np.where(valid, y, np.take_along_axis(y, np.maximum(n_valid - 1, 0)[:, None], axis=1))
 
@@ -231,12 +230,12 @@ def detect_destabilizations(series, kind: str = "si_norm", *, min_jump=None, win
     if min_jump is None:
         # log η̃ moves twice as far as log ρ: with the floor doubled too, η̃ and ρ give the same events.
         floor = MIN_JUMP_FLOOR * (2.0 if kind == "elr" else 1.0)
-        # The rises of frequent events (and the fast re-convergence after a loss spike) would widen the null
-        # distribution: estimate it again without the samples near those of a first pass at a lower bar.
-        centre, spread = _robust_location_scale(rise, pairs)
+        # The rises of frequent events would widen the null distribution: estimate it again without the samples
+        # near those of a first pass at a lower bar.
+        centre, spread = robust_location_scale(rise, pairs)
         first_pass = np.maximum(centre + _EXCLUDE_Z * spread, floor)
         near = maximum_filter1d(rise > first_pass[:, None], size=3 * window, axis=1, mode="constant")
-        centre, spread = _robust_location_scale(rise, pairs & ~near)
+        centre, spread = robust_location_scale(rise, pairs & ~near)
         threshold = np.maximum(centre + _NOISE_Z * spread, floor)
     else:
         threshold = np.full(n_rows, float(min_jump))
@@ -262,6 +261,96 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
+def _log_floored(values: np.ndarray) -> np.ndarray:
+    """ln of a loss or ‖g̃‖ per row, a 0 floored at the row's smallest positive value (and at 1e-8 of its peak:
+    relative changes below that are numerical dust, as an instability grows through tens of orders of magnitude
+    before it shows)."""
+    positive = np.where(values > 0, values, np.inf).min(axis=1, keepdims=True, initial=np.inf)
+    floor = np.maximum(positive, _RELATIVE_FLOOR * values.max(axis=1, keepdims=True, initial=0.0))
+    return np.log(np.maximum(values, np.where(np.isfinite(floor) & (floor > 0), floor, 1.0)))
+
+
+def _as_spiking(signal, window) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``signal`` as float64 rows and ``window`` as one int per row, and whether the signal was 1-D."""
+    values = np.asarray(signal, dtype=np.float64)
+    if values.ndim not in (1, 2) or (values < 0).any():
+        raise ValueError(f"signal must be a 1-D or 2-D array of values >= 0; got shape {values.shape}")
+    rows = np.atleast_2d(values)
+    return rows, np.broadcast_to(np.asarray(window, dtype=int), (rows.shape[0],)), values.ndim == 1
+
+
+def _spike_z(log_signal: np.ndarray, window: np.ndarray) -> np.ndarray:
+    rows, n = log_signal.shape
+    if n < 2:  # no step-to-step noise to measure (a run that diverged at its first step)
+        return np.full((rows, n), np.nan)
+    _, sigma = robust_location_scale(np.diff(log_signal, axis=1))
+    sigma = sigma / np.sqrt(2)
+    total = np.concatenate([np.zeros((rows, 1)), np.cumsum(log_signal, axis=1)], axis=1)
+    t = np.arange(n)
+    w = window[:, None]
+    after = np.take_along_axis(total, np.minimum(t + w, n), axis=1) - total[:, :n]
+    before = total[:, :n] - np.take_along_axis(total, np.maximum(t - w, 0), axis=1)
+    z = (after - before) / w / (np.maximum(sigma, 1e-300)[:, None] * np.sqrt(2 / w))
+    return np.where((t - w >= 0) & (t + w <= n), z, np.nan)
+
+
+def spike_statistic(signal, window):
+    """The significance of a spike starting at each sample: ``(mean ln x[t, t+W) − mean ln x[t−W, t)) / (σ·√(2/W))``,
+    σ the row's step-to-step noise of ln x (1.4826·MAD/√2 of its first differences).
+
+    Parameters
+    ----------
+    signal : array_like, shape (n_steps,) or (n_configs, n_steps)
+        A loss or ‖g̃‖ per step, ≥ 0 and finite (a 0 is floored at the row's smallest positive value).
+    window : int or array_like of int, shape (n_configs,)
+        W per row.
+
+    Returns
+    -------
+    ndarray, the shape of ``signal``
+        NaN where a window does not fit.
+    """
+    rows, window, one_d = _as_spiking(signal, window)
+    z = _spike_z(_log_floored(rows), window)
+    return z[0] if one_d else z
+
+
+def find_spikes(signal, window, *, min_z: float = 5.0, min_jump: float | None = None):
+    """The spikes of a loss or ‖g̃‖: the samples where :func:`spike_statistic` peaks above ``min_z``, peaks at least
+    2W apart (each the first sample of its spike, the convention of :func:`find_jumps`).
+
+    Parameters
+    ----------
+    signal : array_like, shape (n_steps,) or (n_configs, n_steps)
+        As :func:`spike_statistic`.
+    window : int or array_like of int, shape (n_configs,)
+        W per row.
+    min_z : float
+        The smallest significance, in standard errors of the signal's own noise.
+    min_jump : float, optional
+        The smallest size, ``max ln x[t, t+W) − mean ln x[t−W, t)``: a spike must also reach ``exp(min_jump)``
+        times the level before it.
+
+    Returns
+    -------
+    ndarray of int64, or a list of them for 2-D input
+    """
+    rows, window, one_d = _as_spiking(signal, window)
+    log_signal = _log_floored(rows)
+    z = _spike_z(log_signal, window)
+    flagged = np.nan_to_num(z, nan=-np.inf) >= min_z
+    found = []
+    for row, w in enumerate(window.tolist()):
+        hits = np.flatnonzero(flagged[row])
+        groups = np.split(hits, np.flatnonzero(np.diff(hits) >= 2 * w) + 1) if hits.size else []
+        peaks = np.array([g[np.argmax(z[row, g])] for g in groups], dtype=np.int64)
+        if min_jump is not None:
+            size = [log_signal[row, t : t + w].max() - log_signal[row, t - w : t].mean() for t in peaks.tolist()]
+            peaks = peaks[np.asarray(size, dtype=float) >= min_jump]
+        found.append(peaks)
+    return found[0] if one_d else found
+
+
 def period_lengths(events, *, discard_transient: bool = True) -> np.ndarray:
     """Lengths of the periods between consecutive events.
 
@@ -280,7 +369,7 @@ def period_lengths(events, *, discard_transient: bool = True) -> np.ndarray:
     Returns
     -------
     ndarray, shape (n_events - 1,) or (n_events - 2,)
-        The intervals, in the units of ``events`` (samples for the output of :func:`detect_destabilizations`).
+        The intervals, in the units of ``events`` (samples for the output of :func:`find_jumps` or :func:`find_spikes`).
     """
     events = np.asarray(events)
     if events.ndim != 1 or not np.issubdtype(events.dtype, np.number) or not np.isfinite(events).all():
@@ -290,8 +379,7 @@ def period_lengths(events, *, discard_transient: bool = True) -> np.ndarray:
         raise ValueError("events must be strictly increasing")
     if discard_transient and periods.size >= 2:
         others = periods[1:]
-        median = np.median(others)
-        sigma = _MAD_TO_SIGMA * np.median(np.abs(others - median))
+        (median,), (sigma,) = robust_location_scale(others[None, :])
         if abs(periods[0] - median) > max(0.5 * median, 3.0 * sigma):
             return others
     return periods

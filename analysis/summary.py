@@ -234,7 +234,7 @@ def threshold_crossings(steps, values, events, threshold) -> list[dict]:
         The measured quantity at those steps.
     events : array_like of int, shape (m,)
         Destabilisation steps, increasing: each the last step before the rise
-        (:func:`analysis.detection.detect_destabilizations`), so a measurement at the event's own step, taken
+        (:func:`analysis.detection.find_jumps`), so a measurement at the event's own step, taken
         before that step's update, precedes it.
     threshold : float
         The level whose upward crossing should precede each event.

@@ -10,7 +10,7 @@ Three runs of one net that differ in (η, λ):
   periods), with ``η̃‖g̃‖ ≈ √(ηλ(2−ηλ))`` (η̃ = :func:`theory.equilibrium_elr` times ‖g̃‖) and the angular
   update per step ≈ :func:`theory.equilibrium_angular_update` ``= arccos(1−ηλ)`` (≈ √(2ηλ)).
 
-The regimes are the runs' ``summary["regime"]`` (:func:`analysis.destabilization.classify`, with the numbers that
+The regimes are the runs' ``summary["regime"]`` (:func:`analysis.regimes.classify`, with the numbers that
 decided each in the verdict). The equilibrium
 numbers are measured over the last third of the large-ηλ run as root mean squares: the equilibrium balances the
 mean square of the per-step update, ``E[η̃²‖g̃‖²] = ηλ(2−ηλ)`` (from ρ⁺² = (1−ηλ)²ρ² + η²‖∇L‖² at constant ρ),

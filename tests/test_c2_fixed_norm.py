@@ -8,7 +8,7 @@ from checks_support import run_files
 
 import bnwd.paper_checks.c1_periodic as c1
 import bnwd.paper_checks.c2_fixed_norm as c2
-from bnwd.analysis.detection import detect_destabilizations
+from bnwd.analysis.detection import find_spikes
 from bnwd.paper_checks.common import timed
 
 
@@ -26,8 +26,8 @@ def test_c2_counts_come_from_both_summaries_and_share_c1s_run(ctx, as_planned):
     assert fixed_summary["detected_on"] == "loss"
     min_jump = np.log(settings["min_loss_spike"])
     spikes = {
-        name: detect_destabilizations([r["loss"] for r in records], "loss", min_jump=min_jump).size
-        for name, records in (("free", free_records), ("fixed", fixed_records))
+        name: find_spikes([r["loss"] for r in records], summary["detection_window"], min_jump=min_jump).size
+        for name, summary, records in (("free", free_summary, free_records), ("fixed", fixed_summary, fixed_records))
     }
     assert verdict.numbers["free_loss_spikes"] == spikes["free"]
     assert verdict.numbers["fixed_loss_spikes"] == spikes["fixed"]

@@ -26,7 +26,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bnwd import theory
 from bnwd.analysis import destabilization as ds
+from bnwd.analysis.detection import find_spikes
 
 LABELLED = Path(__file__).parent / "data" / "labelled_runs"
 
@@ -150,7 +152,7 @@ def test_real_runs_against_independent_labels(name, entry, series):
     # (c) the destabilisations both per-signal detections find
     detection = found.detection
     rho_alone = detection.candidates[detection.decay_steps >= ds.DEFAULT_SETTINGS.min_decay_steps]
-    loss_alone = ds.spike_events(series["loss"], detection.window)
+    loss_alone = find_spikes(series["loss"], detection.window)
     tolerance = max(3.0, 0.05 * found.period)
     both = [e for e in found.events if min(abs(rho_alone - e)) <= tolerance and min(abs(loss_alone - e)) <= tolerance]
     assert len(both) / found.events.size >= 0.9, name
@@ -165,7 +167,7 @@ def test_regimes_with_the_numbers_that_decided_them():
     n = 4000
     t = np.arange(n)
     rng = np.random.default_rng(0)
-    theta = float(ds.theory.equilibrium_angular_update(0.5, 0.02))
+    theta = float(theory.equilibrium_angular_update(0.5, 0.02))
     equilibrium = {
         "si_norm": np.exp(0.01 * rng.standard_normal(n)),
         "loss": np.exp(0.3 * rng.standard_normal(n)),
@@ -249,4 +251,4 @@ def test_agreement_is_symmetric_and_bounded(a, b, tolerance):
 def test_a_series_too_short_for_a_step_has_no_spike(n):
     """One sample (a run that diverged at its first step) has no step-to-step noise, none has nothing: no spike,
     and no warning."""
-    assert ds.spike_events(np.ones(n), window=5).size == 0
+    assert find_spikes(np.ones(n), window=5).size == 0
