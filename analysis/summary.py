@@ -1,12 +1,16 @@
-"""Measured against predicted periods, per configuration, and the frequency law across a grid.
+"""The summary row of a run, simulated or measured, and the frequency law across a grid of them.
 
-The same functions serve simulated and measured runs: they take the ρ and η̃ series of a run (the schema of
-:mod:`analysis.schema`) and its hyper-parameters.
+:func:`summarize_run` (and :func:`summarize_records` for a measured run's records) gathers into one row of
+:data:`analysis.schema.SUMMARY_FIELDS` what the other modules find: the destabilisations and regime
+(:mod:`analysis.destabilization`), the periods predicted in hindsight (:mod:`analysis.periods`), where η̃·s̃ stood
+before each destabilisation (:func:`threshold_crossings`) and the forecast (:mod:`analysis.forecast`). Across a grid,
+:func:`frequency_slope` fits log frequency against log ηλ.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 from scipy import stats
@@ -14,87 +18,9 @@ from scipy import stats
 from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
 from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
+from bnwd.analysis.periods import ROUNDING_FLOOR, escape_floor, period_a_priori, periods_in_hindsight
 from bnwd.analysis.records import series_arrays
 from bnwd.analysis.schema import NORM_CONTROLS
-
-ROUNDING_FLOOR = math.log(np.finfo(np.float64).eps)
-"""ln of the smallest angular error a deterministic run keeps: the float64 rounding of its weights."""
-
-
-def convergence_depth(elr_start, elr_critical, lr: float, wd: float) -> np.ndarray:
-    """ln of the factor by which the top direction's error shrinks while η̃ decays from η̃_s to the threshold η̃_c.
-
-    Per step it is multiplied by ``|1 − η̃_t s̃/(1−ηλ)| = |1 − 2η̃_t/η̃_c|`` (:func:`theory.stability`), with
-    ``η̃_t = η̃_s(1−ηλ)^{−2t}`` for ``t < T`` (``T`` = :func:`theory.period_length`, whole steps): the depth is
-    ``Σ_t ln|1 − 2η̃_t/η̃_c|`` (≤ 0 when the run converges; the error must grow back by ``e^{−depth}``).
-
-    Parameters
-    ----------
-    elr_start, elr_critical : array_like, shape (n,)
-        η̃ after each jump (its bottom) and the threshold; where ``η̃_s ≥ η̃_c`` the depth is 0.
-    lr, wd : float
-        η and λ > 0 (β = 0).
-
-    Returns
-    -------
-    ndarray, shape (n,)
-    """
-    elr_start, elr_critical = np.broadcast_arrays(np.asarray(elr_start, float), np.asarray(elr_critical, float))
-    depth = np.zeros(elr_start.shape)
-    for i, (start, critical) in enumerate(zip(elr_start.flat, elr_critical.flat, strict=True)):
-        if start < critical:
-            steps = np.arange(int(theory.period_length(start, critical, lr, wd)))
-            elr = start * (1 - lr * wd) ** (-2.0 * steps)
-            with np.errstate(divide="ignore"):
-                depth.flat[i] = np.sum(np.log(np.abs(1 - 2 * elr / critical)))
-    return depth
-
-
-def predicted_periods(
-    elr: np.ndarray, events: np.ndarray, lr: float, wd: float, momentum: float, elr_critical, floor=None
-):
-    """The period law applied to each measured period.
-
-    For consecutive events ``e_k < e_{k+1}`` the effective learning rate bottoms out at
-    ``t_k = argmin η̃ on (e_k, e_{k+1})``; from there pure decay takes ``period_length(η̃(t_k), η̃_c)`` steps, so
-    the predicted period is ``(t_k − e_k) + period_length(η̃(t_k), η̃_c)``. With ``floor`` (β = 0 only), the
-    escape delay is added (:func:`theory.escape_delay`): the error, shrunk from the angle where the jump shows
-    (:func:`theory.escape_angle`) by :func:`convergence_depth` but not below ``e^floor`` times it, must grow back
-    there, ``ln A = −max(depth, floor)``.
-
-    Parameters
-    ----------
-    elr : ndarray, shape (n_steps,)
-        η̃ per step.
-    events : ndarray of int
-        Destabilisation indices (start of each jump), increasing.
-    lr, wd, momentum : float
-        The run's η, λ, β.
-    elr_critical : float or ndarray, shape (len(events) − 1,)
-        η̃_c per period: :func:`theory.critical_elr` of the effective sharpness, or the η̃ measured at the next
-        destabilisation.
-    floor : float, optional
-        ln of the smallest error over the escape angle (≤ 0); None: no delay.
-
-    Returns
-    -------
-    ndarray, shape (len(events) − 1,)
-        Predicted length of each period, in steps.
-    """
-    starts, ends = events[:-1], events[1:]
-    pairs = zip(starts, ends, strict=True)
-    bottoms = np.array([s + 1 + np.argmin(elr[s + 1 : e]) if e > s + 1 else s for s, e in pairs], dtype=int)
-    elr_start = elr[bottoms]
-    elr_critical = np.broadcast_to(np.asarray(elr_critical, dtype=np.float64), elr_start.shape)
-    # A bottom already above the threshold leaves nothing to decay: the law predicts no wait after the reset.
-    decay = np.zeros_like(elr_start)
-    below = elr_start < elr_critical
-    if below.any():
-        decay[below] = theory.period_length(elr_start[below], elr_critical[below], lr, wd, momentum)
-    if floor is not None:
-        growth = -np.maximum(convergence_depth(elr_start, elr_critical, lr, wd), floor)
-        decay = decay + theory.escape_delay(np.maximum(growth, np.finfo(float).tiny), lr, wd)
-    return (bottoms - starts) + decay
 
 
 def summarize_run(
@@ -116,8 +42,8 @@ def summarize_run(
 
     The destabilisations and the regime are those of :func:`analysis.destabilization.analyze` (ρ's jumps confirmed
     by the loss's spikes; at a fixed norm or a fixed η̃, where ρ cannot jump, the loss's spikes). The period law
-    (:func:`predicted_periods`) needs a free norm that weight decay shrinks: for fixed-norm, fixed-ELR and λ = 0
-    runs its predictions are NaN.
+    (:func:`analysis.periods.periods_in_hindsight`) needs a free norm that weight decay shrinks: for fixed-norm,
+    fixed-ELR and λ = 0 runs its predictions are NaN.
 
     Parameters
     ----------
@@ -139,8 +65,8 @@ def summarize_run(
         :data:`~analysis.destabilization.SENSITIVITY_BAND`.
     error_floor, gradient_noise : float
         For the predictions with the escape delay: ln of the smallest angular error the weights keep (their
-        rounding: :data:`ROUNDING_FLOOR` in float64, ``ln ε₃₂`` in float32), and the gradient noise σ per direction
-        at unit norm, whose kicks around the crossing floor the error too (:func:`theory.noise_floor`).
+        rounding: :data:`analysis.periods.ROUNDING_FLOOR` in float64, ``ln ε₃₂`` in float32), and the gradient noise
+        σ per direction at unit norm, whose kicks around the crossing floor the error too (:func:`theory.noise_floor`).
 
     Returns
     -------
@@ -196,24 +122,20 @@ def summarize_run(
     kept = slice(len(events) - 1 - len(found.periods), None)  # the transient interval, if dropped, comes first
     variants = (("", elr_critical, None), ("_measured_threshold", elr[events[1:]], None))
     floor = math.nan
-    if predictable:  # ln of the error at the crossing, relative to the angle where the jump shows
-        floor = error_floor
-        if gradient_noise > 0 and sharpness_known:
-            floor = max(floor, math.log(theory.noise_floor(row["eff_sharpness"], gradient_noise, lr_effective, wd)))
-        floor -= math.log(theory.escape_angle(lr_effective, wd))
+    if predictable:
+        floor = escape_floor(
+            error_floor, lr_effective, wd, eff_sharpness=row["eff_sharpness"], gradient_noise=gradient_noise
+        )
     variants += (("_with_delay", elr_critical, floor),)  # derived for β = 0 only
     for suffix, threshold, delay_floor in variants:
         predicted = math.nan
         derived = delay_floor is None or not momentum
         if predictable and derived and len(found.periods) and np.all(np.isfinite(threshold)):
-            periods = predicted_periods(elr, events, lr_effective, wd, momentum, threshold, delay_floor)
+            periods = periods_in_hindsight(elr, events, lr_effective, wd, momentum, threshold, delay_floor)
             predicted = float(np.mean(periods[kept]))
         row[f"period_predicted{suffix}"] = predicted
         row[f"relative_error{suffix}"] = (predicted - found.period) / found.period
-    # Fed nothing from the run: ηλ and the floor (rounding, or s̃ and σ) alone.
-    a_priori = math.nan
-    if predictable and not momentum and floor < 0:
-        a_priori = float(theory.plane_period(-floor, lr_effective, wd))
+    a_priori = period_a_priori(floor, lr_effective, wd) if predictable and not momentum else math.nan
     row["period_predicted_a_priori"] = a_priori
     row["relative_error_a_priori"] = (a_priori - found.period) / found.period
     return row
@@ -408,7 +330,7 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
             [r["step"] for r in measured], [r["elr_times_sharpness"] for r in measured], summary["events"], threshold
         )
     if norm_control == "free" and wd > 0 and threshold is not None and len(summary["events"]) >= MIN_HISTORY + 3:
-        summary["period_forecast"] = run_forecast(
+        forecasts = run_forecast(
             steps,
             series["elr"],
             summary["events"],
@@ -418,4 +340,5 @@ def summarize_records(config: dict, records: list[dict], settings=DEFAULT_SETTIN
             wd=wd,
             momentum=momentum,
         )
+        summary["period_forecast"] = {threshold: asdict(found) for threshold, found in forecasts.items()}
     return summary

@@ -24,6 +24,6 @@ nets=${NETS:-c32 c8}
 "${bench[@]}" --nets $nets | tee "$out/benchmark_strict.txt"
 "${bench[@]}" --nets "${nets%% *}" --allow-tf32 | tee "$out/benchmark_tf32.txt"
 start=$(date +%s)
-"$python" -m paper_checks.cli analogue --device "$device" --data-dir "$data" --steps "${ANALOGUE_STEPS:-9380}" \
+"$python" -m bnwd.paper_checks.cli analogue --device "$device" --data-dir "$data" --steps "${ANALOGUE_STEPS:-9380}" \
     --out "$out/analogue" --quiet | tee "$out/analogue.txt"
 echo "analogue: $(($(date +%s) - start)) s for ${ANALOGUE_STEPS:-9380} steps of 4 runs together" | tee -a "$out/analogue.txt"

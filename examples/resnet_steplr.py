@@ -101,7 +101,7 @@ def main() -> None:
         f"mean period {summary['period_measured']:.1f} steps (detector band {summary['period_band_low']:.1f}–"
         f"{summary['period_band_high']:.1f})"
     )
-    forecast = summary.get("period_forecast", {}).get("past events")
+    forecast = summary.get("period_forecast", {}).get("past_events")
     if forecast:  # with at least 5 periods
         upcoming = forecast["next"]
         print(

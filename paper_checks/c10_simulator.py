@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from bnwd.analysis.forecast import score_predictions
+from bnwd.analysis.periods import score_predictions
 from bnwd.paper_checks import c3_frequency
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 from bnwd.simulate.reduced import NOISE_GRID, held_out_rows
@@ -69,26 +69,27 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     scored = counted & np.isfinite(found["predicted"])
     scores = score_predictions(
         found["predicted"][scored],
-        {"baseline T·ηλ = const": found["baseline"][scored]},
-        {"control": found["control"][scored]},
+        {"constant_period_times_lr_wd": found["baseline"][scored]},
+        {"farthest_lr_wd": found["control"][scored]},
         measured[scored],
     )
-    errors = scores["errors"]
+    errors = scores.errors
     regimes_match = [found["regime"][i] == rows[i]["regime"] for i in range(len(rows))]
     at_edge = bool(np.any(np.isin(found["noise"][scored], [min(NOISE_GRID), max(NOISE_GRID)])))
     mine = errors["prediction"]
     passed = bool(
         scored.sum() == counted.sum()
         and mine <= settings["period_tolerance"]
-        and scores["beats_baselines"]
-        and scores["controls_fail"]
+        and scores.beats_baselines
+        and scores.controls_fail
         and all(regimes_match)
     )
     _plot(lr * wd, measured, found, ctx.figure_path(CLAIM))
     summary = (
         f"held-out mean periods: median |error| {mine:.0%} over {scored.sum()} runs (need ≤ "
         f"{settings['period_tolerance']:.0%} and below the baseline T·ηλ = const, "
-        f"{errors['baseline T·ηλ = const']:.0%}; control at the farthest ηλ {errors['control']:.0%}); regimes "
+        f"{errors['constant_period_times_lr_wd']:.0%}; control at the farthest ηλ "
+        f"{errors['farthest_lr_wd']:.0%}); regimes "
         f"{sum(regimes_match)}/{len(rows)} as measured; calibrated σ/s̃ "
         + ", ".join(f"{n / 2:.0e}" for n in found["noise"][scored])
         + (" (the grid's edge: the fit asks for less noise than the grid has)" if at_edge else "")

@@ -1,7 +1,7 @@
 """C4: each period predicted from its first quarter, out of sample, against baselines and controls.
 
 A prediction of period k (destabilisation ``e_k`` to ``e_{k+1}``) is made at its horizon, a quarter of the mean past
-period after ``e_k``, from what is known then (:mod:`analysis.forecast`): η̃ after the jump and the theory's complete
+period after ``e_k``, from what is known then (:mod:`analysis.periods`): η̃ after the jump and the theory's complete
 period ``(b_k − e_k) + period_length(η̃_s, η̃_c)`` to a threshold η̃_c that does not look at the period's end:
 
 * **theory** (decides the verdict): ``η̃_c = θ(η, λ, β)/s̃`` with s̃ measured by the horizon (a run of the grid
@@ -21,11 +21,21 @@ and *at the period's own end* gives, by the exact ELR map, the share of the peri
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 from matplotlib.figure import Figure
 
-from bnwd.analysis.forecast import THRESHOLDS, period_inputs, period_predictions, score_predictions
-from bnwd.analysis.summary import predicted_periods
+from bnwd.analysis.periods import (
+    THRESHOLDS,
+    HorizonPredictions,
+    PredictionScores,
+    Threshold,
+    horizon_inputs,
+    horizon_predictions,
+    periods_in_hindsight,
+    score_predictions,
+)
 from bnwd.paper_checks import c3_frequency
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 
@@ -69,36 +79,37 @@ def pure_decay_share(elr: np.ndarray, row: dict, lr: float, wd: float, momentum:
     n = len(row["periods"])
     if n == 0:
         return np.zeros(0)
-    law = predicted_periods(elr, events, lr, wd, momentum, elr[events[1:]])[-n:]
+    law = periods_in_hindsight(elr, events, lr, wd, momentum, elr[events[1:]])[-n:]
     return law / np.diff(events)[-n:]
 
 
-def _scored(run, lr: float, wd: float, momentum: float, threshold: str) -> dict:
-    """:func:`analysis.forecast.period_predictions` of one run's periods at ``threshold``."""
+def _scored(run, lr: float, wd: float, momentum: float, threshold: Threshold) -> HorizonPredictions:
+    """:func:`analysis.periods.horizon_predictions` of one run's periods at ``threshold``."""
     measured = [r for r in run.records if "eff_sharpness" in r]
-    inputs = period_inputs(
+    inputs = horizon_inputs(
         run.steps,
         run.series["elr"],
         run.summary["events"],
         [r["step"] for r in measured],
         [r["eff_sharpness"] for r in measured],
     )
-    return period_predictions(inputs, lr=lr, wd=wd, momentum=momentum, threshold=threshold)
+    return horizon_predictions(inputs, lr=lr, wd=wd, momentum=momentum, threshold=threshold)
 
 
-def _pooled(found: list[dict]) -> dict:
-    """:func:`analysis.forecast.score_predictions` over the scored periods of all runs together."""
+def _pooled(found: list[HorizonPredictions]) -> tuple[PredictionScores, int]:
+    """:func:`analysis.periods.score_predictions` over the scored periods of all runs together, and their number."""
 
     def joined(part: str) -> dict:
-        return {name: np.concatenate([f[part][name][f["scored"]] for f in found]) for name in found[0][part]}
+        names = getattr(found[0], part)
+        return {name: np.concatenate([getattr(f, part)[name][f.scored] for f in found]) for name in names}
 
     scores = score_predictions(
-        np.concatenate([f["predicted"][f["scored"]] for f in found]),
+        np.concatenate([f.predicted[f.scored] for f in found]),
         joined("baselines"),
         joined("controls"),
-        np.concatenate([f["measured"][f["scored"]] for f in found]),
+        np.concatenate([f.measured[f.scored] for f in found]),
     )
-    return scores | {"n_scored": int(sum(f["n_scored"] for f in found))}
+    return scores, int(sum(f.n_scored for f in found))
 
 
 def plan(settings: dict) -> list[PlannedRun]:
@@ -113,41 +124,41 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     spec = ctx.spec(**settings["run"], **settings["sharpness_run"], sharpness_every=settings["sharpness_every"])
     with_sharpness = ctx.train(spec)
     theory_found = [_scored(with_sharpness, spec.lr, spec.wd, spec.momentum, "sharpness")]
-    past_found = [_scored(r, r.spec.lr, r.spec.wd, r.spec.momentum, "past events") for r in grid]
-    theory_pooled, past_pooled = _pooled(theory_found), _pooled(past_found)
+    past_found = [_scored(r, r.spec.lr, r.spec.wd, r.spec.momentum, "past_events") for r in grid]
+    (theory_pooled, n_theory), (past_pooled, n_past) = _pooled(theory_found), _pooled(past_found)
     shares = [pure_decay_share(r.series["elr"], r.summary, r.spec.lr, r.spec.wd, r.spec.momentum) for r in grid]
     share = np.concatenate(shares) if shares else np.zeros(0)
-    enough = theory_pooled["n_scored"] >= settings["min_periods"]
-    passed = enough and theory_pooled["beats_baselines"] and theory_pooled["controls_fail"]
+    enough = n_theory >= settings["min_periods"]
+    passed = enough and theory_pooled.beats_baselines and theory_pooled.controls_fail
 
     _plot(theory_found[0], past_found, [f"η={r.spec.lr:g}, λ={r.spec.wd:.3g}" for r in grid], ctx.figure_path(CLAIM))
-    errors = theory_pooled["errors"]
+    errors, past_errors = theory_pooled.errors, past_pooled.errors
     summary = (
-        f"theory (s̃ at a quarter of the period): median |error| {errors.get('prediction', float('nan')):.0%} over "
-        f"{theory_pooled['n_scored']} periods; baselines "
+        f"theory (s̃ at a quarter of the period): median |error| {errors['prediction']:.0%} over "
+        f"{n_theory} periods; baselines and controls "
         + ", ".join(f"{k} {v:.0%}" for k, v in errors.items() if k != "prediction")
         + f" (need to beat both baselines, both controls worse, ≥ {settings['min_periods']} periods); law to the past "
-        f"threshold {past_pooled['errors'].get('prediction', float('nan')):.0%} (baselines "
-        f"{past_pooled['errors'].get('previous period', float('nan')):.0%}, "
-        f"{past_pooled['errors'].get('mean of the other periods', float('nan')):.0%}); weight decay alone explains "
+        f"threshold {past_errors['prediction']:.0%} (baselines "
+        f"{past_errors['previous_period']:.0%}, "
+        f"{past_errors['mean_of_others']:.0%}); weight decay alone explains "
         f"{np.median(share) if share.size else float('nan'):.0%} of a period (median, fed its end: an identity)"
     )
     sharpness = theory_found[0]
     numbers = {
-        "median_abs_relative_error": errors.get("prediction"),
-        "n_periods": theory_pooled["n_scored"],
-        "theory": {"fed": THRESHOLDS["sharpness"], **theory_pooled},
-        "sharpness_spread": sharpness["sharpness_spread"],
-        "n_missing_sharpness": sharpness["n_missing_sharpness"],
-        "n_ended_early": sharpness["n_ended_early"] + sum(f["n_ended_early"] for f in past_found),
-        "law_to_past_threshold": {"fed": THRESHOLDS["past events"], **past_pooled},
+        "median_abs_relative_error": errors["prediction"],
+        "n_periods": n_theory,
+        "theory": {"fed": THRESHOLDS["sharpness"], **asdict(theory_pooled), "n_scored": n_theory},
+        "sharpness_spread": sharpness.sharpness_spread,
+        "n_missing_sharpness": sharpness.n_missing_sharpness,
+        "n_ended_early": sharpness.n_ended_early + sum(f.n_ended_early for f in past_found),
+        "law_to_past_threshold": {"fed": THRESHOLDS["past_events"], **asdict(past_pooled), "n_scored": n_past},
         "pure_decay_share_median": float(np.median(share)) if share.size else None,
         "runs": [
             {
                 "lr": r.spec.lr,
                 "wd": r.spec.wd,
                 "lr_wd": r.spec.lr * r.spec.wd,
-                "errors_law_to_past_threshold": f["errors"],
+                "errors_law_to_past_threshold": f.scores.errors,
                 "pure_decay_share": s.tolist(),
             }
             for r, f, s in zip(grid, past_found, shares, strict=True)
@@ -164,7 +175,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     )
 
 
-def _plot(theory_found: dict, past_found: list[dict], labels: list[str], path) -> None:
+def _plot(theory_found: HorizonPredictions, past_found: list[HorizonPredictions], labels: list[str], path) -> None:
     """Predicted against measured period: the theory's on the s̃ run, the law to the past threshold on each run."""
     fig = Figure(figsize=(9.6, 4.4), dpi=120)
     axes = fig.subplots(1, 2)
@@ -175,7 +186,7 @@ def _plot(theory_found: dict, past_found: list[dict], labels: list[str], path) -
     for ax, found, names, title in panels:
         values = []
         for i, (f, label) in enumerate(zip(found, names, strict=True)):
-            x, y = f["measured"][f["scored"]], f["predicted"][f["scored"]]
+            x, y = f.measured[f.scored], f.predicted[f.scored]
             ax.plot(x, y, "o", color=f"C{i % 10}", ms=4, alpha=0.8, label=label)
             values.extend([*x, *y])
         values = np.asarray(values, dtype=float)

@@ -28,7 +28,7 @@ def load_checks() -> dict[str, ModuleType]:
     """``{"C1": module, …}`` for every module in :data:`MODULES`."""
     checks = {}
     for name in MODULES:
-        module = importlib.import_module(f"paper_checks.{name}")
+        module = importlib.import_module(f"{__package__}.{name}")
         checks[module.CLAIM] = module
     return checks
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from bnwd import theory
-from bnwd.analysis.forecast import median_abs_relative_error
+from bnwd.analysis.periods import median_abs_relative_error
 from bnwd.analysis.summary import a_priori_slope, frequency_slope_band
 from bnwd.paper_checks.common import CheckContext
 from bnwd.paper_checks.figures import four_panels
@@ -90,8 +90,10 @@ def _slope_text(fit: dict) -> str:
 
 def _forecast_errors(row: dict) -> list[float]:
     """Median |relative error| of the per-period prediction to the past threshold and its two baselines."""
-    errors = row.get("period_forecast", {}).get("past events", {}).get("errors", {})
-    return [errors.get(k, float("nan")) for k in ("prediction", "previous period", "mean of the other periods")]
+    if "period_forecast" not in row:  # fewer than 5 periods
+        return [float("nan")] * 3
+    errors = row["period_forecast"]["past_events"]["errors"]
+    return [errors[k] for k in ("prediction", "previous_period", "mean_of_others")]
 
 
 def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, device: str = "auto", progress: bool = True, say=print) -> Path:

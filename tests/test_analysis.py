@@ -11,13 +11,8 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from bnwd import theory
-from bnwd.analysis.summary import (
-    convergence_depth,
-    frequency_slope,
-    predicted_periods,
-    summarize_run,
-    threshold_crossings,
-)
+from bnwd.analysis.periods import convergence_depth, periods_in_hindsight
+from bnwd.analysis.summary import frequency_slope, summarize_run, threshold_crossings
 from bnwd.simulate.integrate import integrate
 from bnwd.simulate.models import RayleighQuotient
 
@@ -46,7 +41,7 @@ def test_the_three_regimes_side_by_side():
     assert_allclose(eq["final_si_norm"], predicted, rtol=0.05)
 
 
-def test_predicted_periods_recover_pure_decay_exactly():
+def test_periods_in_hindsight_recover_pure_decay_exactly():
     """On an η̃ series made of pure decay with known resets, the period law predicts every period."""
     lr, wd, elr_reset, elr_c = 1.0, 0.01, 0.2, 0.9
     length = int(np.ceil(theory.period_length(elr_reset, elr_c, lr, wd)))
@@ -54,7 +49,7 @@ def test_predicted_periods_recover_pure_decay_exactly():
     elr = np.concatenate([one[:-1]] * 4 + [one])
     events = np.arange(5) * length - 1
     events[0] = 0
-    predicted = predicted_periods(elr, events[1:], lr, wd, 0.0, elr_c)
+    predicted = periods_in_hindsight(elr, events[1:], lr, wd, 0.0, elr_c)
     assert_allclose(predicted, length, atol=1.0)
 
 

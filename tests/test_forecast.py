@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -12,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnwd import theory
-from bnwd.analysis.forecast import forecast, period_inputs, period_predictions, predict_period_lengths, run_forecast
+from bnwd.analysis.forecast import forecast, run_forecast
+from bnwd.analysis.periods import horizon_inputs, horizon_predictions, period_from_bottom
 
 
 def _sawtooth(lengths, lr=1.0, wd=0.01, sharpness=None, seed=0):
@@ -39,7 +41,7 @@ def _sawtooth(lengths, lr=1.0, wd=0.01, sharpness=None, seed=0):
 )
 def test_a_prediction_sees_nothing_after_its_horizon(lengths, k, seed):
     steps, elr, events, at, values = _sawtooth(lengths, seed=seed)
-    before = period_inputs(steps, elr, events, at, values)
+    before = horizon_inputs(steps, elr, events, at, values)
     i = k - 1  # period k is row k − 1
     cutoff, end = before["cutoff"][i], before["end"][i]
     changed_elr, changed_values = elr.copy(), values.copy()
@@ -47,7 +49,7 @@ def test_a_prediction_sees_nothing_after_its_horizon(lengths, k, seed):
     changed_values[(at > cutoff) & (at <= end)] *= 3.0
     moved = events.copy()
     moved[k + 1 :] += 7  # the end itself moves
-    after = period_inputs(steps, changed_elr, moved, at, changed_values)
+    after = horizon_inputs(steps, changed_elr, moved, at, changed_values)
     for name in ("cutoff", "bottom", "elr_start", "sharpness", "past_threshold", "previous", "past_mean"):
         assert after[name][i] == before[name][i] or (math.isnan(after[name][i]) and math.isnan(before[name][i])), name
 
@@ -55,17 +57,17 @@ def test_a_prediction_sees_nothing_after_its_horizon(lengths, k, seed):
 def test_the_prediction_is_the_theorys_period_from_the_horizons_inputs():
     lengths = [40] * 8
     steps, elr, events, at, values = _sawtooth(lengths)
-    inputs = period_inputs(steps, elr, events, at, values)
+    inputs = horizon_inputs(steps, elr, events, at, values)
     critical = float(theory.critical_elr(2.0, 1.0, 0.01))
-    found = period_predictions(inputs, lr=1.0, wd=0.01)
+    found = horizon_predictions(inputs, lr=1.0, wd=0.01)
     expected = (inputs["bottom"] - inputs["start"]) + theory.period_length(inputs["elr_start"], critical, 1.0, 0.01)
-    np.testing.assert_allclose(found["predicted"], expected)
-    delayed = period_predictions(inputs, lr=1.0, wd=0.01, log_amplification=10.0)
-    np.testing.assert_allclose(delayed["predicted"] - expected, float(theory.escape_delay(10.0, 1.0, 0.01)))
-    past = period_predictions(inputs, lr=1.0, wd=0.01, threshold="past events")
+    np.testing.assert_allclose(found.predicted, expected)
+    delayed = horizon_predictions(inputs, lr=1.0, wd=0.01, log_amplification=10.0)
+    np.testing.assert_allclose(delayed.predicted - expected, float(theory.escape_delay(10.0, 1.0, 0.01)))
+    past = horizon_predictions(inputs, lr=1.0, wd=0.01, threshold="past_events")
     threshold = inputs["past_threshold"]  # no decay where η̃ after the jump is already above it
     to_past = theory.period_length(np.minimum(inputs["elr_start"], threshold), threshold, 1.0, 0.01)
-    np.testing.assert_allclose(past["predicted"], (inputs["bottom"] - inputs["start"]) + to_past)
+    np.testing.assert_allclose(past.predicted, (inputs["bottom"] - inputs["start"]) + to_past)
 
 
 def test_sharpness_that_sets_the_periods_is_found_and_its_controls_fail():
@@ -84,11 +86,11 @@ def test_sharpness_that_sets_the_periods_is_found_and_its_controls_fail():
     elr[: events[0]], elr[events[-1] :] = 0.1, 0.1
     at = np.arange(elr.size)
     values = sharpness[np.clip(np.searchsorted(events, at, side="right") - 1, 0, n - 1)]
-    inputs = period_inputs(np.arange(elr.size), elr, events, at, values)
-    found = period_predictions(inputs, lr=lr, wd=wd)
-    assert found["errors"]["prediction"] < 0.05
-    assert found["beats_baselines"] and found["controls_fail"]
-    assert found["errors"]["control: mean s̃"] > 0.1
+    inputs = horizon_inputs(np.arange(elr.size), elr, events, at, values)
+    found = horizon_predictions(inputs, lr=lr, wd=wd)
+    assert found.scores.errors["prediction"] < 0.05
+    assert found.scores.beats_baselines and found.scores.controls_fail
+    assert found.scores.errors["mean_input"] > 0.1
 
 
 def test_the_forecasts_coverage_is_near_nominal_on_exchangeable_periods():
@@ -107,39 +109,39 @@ def test_the_forecasts_coverage_is_near_nominal_on_exchangeable_periods():
         "past_mean": np.r_[measured[0], np.cumsum(measured)[:-1] / np.arange(1, n)],
     }
     found = forecast(inputs, predicted, level=0.8)
-    assert found["n_scored"] > 350
-    assert abs(found["prediction"]["coverage"] - 0.8) <= 0.06
+    assert found.n_scored > 350
+    assert abs(found.scores["prediction"].coverage - 0.8) <= 0.06
     # the prediction knows each period's scale; the baselines do not, so their intervals are wider
-    assert found["prediction"]["interval_score"] < found["past mean"]["interval_score"]
-    assert found["prediction"]["interval_score"] < found["previous period"]["interval_score"]
+    assert found.scores["prediction"].interval_score < found.scores["past_mean"].interval_score
+    assert found.scores["prediction"].interval_score < found.scores["previous_period"].interval_score
 
 
 def test_bad_input():
     steps, elr, events, at, values = _sawtooth([30] * 5)
     with pytest.raises(ValueError, match="horizon"):
-        period_inputs(steps, elr, events, at, values, horizon=0.0)
+        horizon_inputs(steps, elr, events, at, values, horizon=0.0)
     with pytest.raises(ValueError, match="increasing"):
-        period_inputs(steps, elr, events[::-1], at, values)
+        horizon_inputs(steps, elr, events[::-1], at, values)
     with pytest.raises(ValueError, match="every step"):
-        period_inputs(steps[::2], elr[::2], events, at, values)
-    inputs = period_inputs(steps, elr, events, at, values)
+        horizon_inputs(steps[::2], elr[::2], events, at, values)
+    inputs = horizon_inputs(steps, elr, events, at, values)
     with pytest.raises(ValueError, match="level"):
         forecast(inputs, inputs["measured"], level=1.0)
     with pytest.raises(ValueError, match="β = 0"):
-        predict_period_lengths([0], [1], [0.1], [2.0], lr=1.0, wd=0.01, momentum=0.5, log_amplification=10.0)
+        period_from_bottom([0], [1], [0.1], [2.0], lr=1.0, wd=0.01, momentum=0.5, log_amplification=10.0)
     with pytest.raises(ValueError, match="threshold"):
-        period_predictions(inputs, lr=1.0, wd=0.01, threshold="the end")
+        horizon_predictions(inputs, lr=1.0, wd=0.01, threshold="the end")
 
 
 def test_run_forecast_reports_each_threshold_and_the_next_destabilisation():
     steps, elr, events, at, values = _sawtooth([40, 35, 45, 40, 38, 42, 40, 36])
     now = events[-1] + 15  # the running period is past its horizon (a quarter of ~40 steps)
     found = run_forecast(steps[: now + 1], elr[: now + 1], events, at[at <= now], values[at <= now], lr=1.0, wd=0.01)
-    assert set(found) == {"sharpness", "past events"}
+    assert set(found) == {"sharpness", "past_events"}
     for entry in found.values():
-        assert entry["n_scored"] == len(events) - 2
-        upcoming = entry["next"]
-        assert 0 <= upcoming["low"] <= upcoming["steps_to_next"] <= upcoming["high"] or upcoming["overdue"]
-        json.dumps(entry)  # plain numbers for summary.json
+        assert entry.n_scored == len(events) - 2
+        upcoming = entry.next
+        assert 0 <= upcoming.low <= upcoming.steps_to_next <= upcoming.high or upcoming.overdue
+        json.dumps(dataclasses.asdict(entry))  # plain numbers for summary.json
     before_horizon = run_forecast(steps[: events[-1] + 2], elr[: events[-1] + 2], events, [], [], lr=1.0, wd=0.01)
-    assert set(before_horizon) == {"past events"} and before_horizon["past events"]["next"] is None
+    assert set(before_horizon) == {"past_events"} and before_horizon["past_events"].next is None

@@ -102,7 +102,11 @@ def test_a_users_own_modules_shadow_nothing(tmp_path):
     for layer in LAYERS:
         (tmp_path / f"{layer}.py").write_text(f"raise ImportError('the user\\'s own {layer}.py was imported')\n")
     code = (
+        "import sys\n"
         "import bnwd.theory, bnwd.analysis.destabilization, bnwd.simulate.integrate, bnwd.paper_checks.cli\n"
+        "from bnwd.paper_checks.checks import load_checks\n"
+        "load_checks()\n"  # the checks are imported by name at run time
+        f"assert not {{name.split('.')[0] for name in sys.modules}} & {set(LAYERS)}, 'a layer by its own name'\n"
         "print(bnwd.simulate.integrate.__file__)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
