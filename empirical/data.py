@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bnwd.empirical.config import DATASETS
+from bnwd.empirical.catalog import DATASET_NAMES as DATASETS
 
 __all__ = [
     "CIFAR_MEAN",
