@@ -2,8 +2,8 @@
 
 Every field carries its help text and its domain (or its choices) as metadata: the dataclasses check their values
 against them, and the command line (:mod:`paper_checks.cli.options`) generates its train and sweep options from them.
-The names of the nets and data sets live here, so that neither check nor ``bnwd --help`` has to import torch to know
-them; :data:`empirical.nets.MODELS` and :func:`empirical.data.load_dataset` are keyed by the same names.
+The names of the nets and data sets a run may give are those of the records of :mod:`bnwd.empirical.catalog`, which
+needs no torch: neither the checks here nor ``bnwd --help`` import it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,21 @@ import math
 import typing
 from dataclasses import MISSING, dataclass, field
 
-MODEL_NAMES = ("convnet_si", "convnet_si_affine", "resnet18_si", "resnet18_si_affine")
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+from bnwd.empirical.catalog import DATASET_NAMES, MODEL_NAMES, DatasetName, ModelName
+
+__all__ = [
+    "DEVICES",
+    "DOMAINS",
+    "DTYPES",
+    "RunSpec",
+    "TrainConfig",
+    "check_fields",
+    "domain_text",
+    "in_domain",
+    "option",
+    "value_type",
+]
+
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 
@@ -43,8 +56,10 @@ def domain_text(domain: str | None, integer: bool) -> str:
 @functools.cache
 def value_type(cls: type, name: str) -> type:
     """The type of the dataclass ``cls``'s field ``name`` without its ``None``: ``bool``, ``int``, ``float`` or
-    ``str`` (resolved once per field: ``typing.get_type_hints`` takes ~0.5 ms)."""
+    ``str``, that of its values for a ``Literal`` (resolved once per field: ``typing.get_type_hints`` takes ~0.5 ms)."""
     declared = typing.get_type_hints(cls)[name]
+    if typing.get_origin(declared) is typing.Literal:
+        return type(typing.get_args(declared)[0])
     return next(t for t in (bool, int, float, str) if t == declared or t in typing.get_args(declared))
 
 
@@ -130,9 +145,12 @@ class RunSpec(TrainConfig):
     convolutions in TF32 (faster, ~1e-3 relative; :func:`empirical.runs.cuda_numerics`).
     """
 
-    model: str = option("convnet_si", help="the net (empirical.nets.MODELS)", choices=MODEL_NAMES)
+    # RUF009: option() is a dataclasses.field; ruff sees that only for fields of a type it knows immutable
+    model: ModelName = option("convnet_si", help="the net (empirical.nets.MODELS)", choices=MODEL_NAMES)  # noqa: RUF009
     width: int = option(8, help="channels of the first block", domain=">= 1")
-    data: str = option("digits", help="the data set (empirical.data.load_dataset)", choices=DATASETS)
+    data: DatasetName = option(  # noqa: RUF009
+        "digits", help="the data set (empirical.data.load_dataset)", choices=DATASET_NAMES
+    )
     data_dir: str | None = option(None, help="folder of the data files (CIFAR: required)")
     train_subset: int | None = option(None, help="train on the first N samples of the split only", domain=">= 1")
     init_scale: float = option(10.0, help="Frobenius norm of the head", domain="> 0")

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bnwd.empirical.config import MODEL_NAMES
+from bnwd.empirical.catalog import MODEL_RECORDS, ModelName
 
 __all__ = ["MODELS", "ConvNetSI", "ConvNetSIAffine", "PreActBlockSI", "ResNet18SI", "ResNet18SIAffine", "build_model"]
 
@@ -329,18 +329,22 @@ class ResNet18SIAffine(ResNet18SI):
     _affine: bool = True
 
 
-MODELS: dict[str, type[nn.Module]] = dict(
-    zip(MODEL_NAMES, (ConvNetSI, ConvNetSIAffine, ResNet18SI, ResNet18SIAffine), strict=True)
-)
+MODELS: dict[ModelName, type[nn.Module]] = {
+    name: globals()[record.class_name] for name, record in MODEL_RECORDS.items()
+}
+"""The class of each net of :data:`~bnwd.empirical.catalog.MODEL_RECORDS`, by name (the records name the classes of
+this module, so that knowing the names needs no torch)."""
 
 
-def build_model(name: str, *, width: int, in_channels: int, n_classes: int, init_scale: float = 10.0) -> nn.Module:
+def build_model(
+    name: ModelName, *, width: int, in_channels: int, n_classes: int, init_scale: float = 10.0
+) -> nn.Module:
     """Construct a model from :data:`MODELS` by name.
 
     Parameters
     ----------
-    name : str
-        One of ``MODELS`` (``"convnet_si"``, ``"convnet_si_affine"``, ``"resnet18_si"``, ``"resnet18_si_affine"``).
+    name : ModelName
+        A net of :data:`~bnwd.empirical.catalog.MODEL_RECORDS`.
     width : int
         Base channel count (> 0).
     in_channels : int

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import subprocess
 import sys
+import typing
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnwd.empirical.config import DATASETS, DEVICES, DTYPES, MODEL_NAMES, RunSpec
+from bnwd.empirical.catalog import DATASET_NAMES, DATASET_RECORDS, MODEL_NAMES, MODEL_RECORDS, DatasetName, ModelName
+from bnwd.empirical.config import DEVICES, DTYPES, RunSpec
 from bnwd.paper_checks.cli import COMMANDS, build_parser, main
 from bnwd.paper_checks.cli.options import spec_values
 
@@ -99,7 +102,7 @@ def run_specs(draw) -> RunSpec:
         batch_sharpness_every=draw(st.integers(0, 100)),
         model=draw(st.sampled_from(MODEL_NAMES)),
         width=draw(st.integers(1, 64)),
-        data=draw(st.sampled_from(DATASETS)),
+        data=draw(st.sampled_from(DATASET_NAMES)),
         data_dir=draw(st.none() | st.text("abc/_-", min_size=1).filter(lambda text: not text.startswith("-"))),
         train_subset=draw(st.none() | st.integers(1, 1000)),
         init_scale=draw(st.floats(1e-3, 100)),
@@ -130,6 +133,20 @@ def test_a_field_the_options_miss_is_caught():  # the control of the test above
     assert RunSpec(**spec_values(args)) == spec
     args.spec_fields = tuple(name for name in args.spec_fields if name != "allow_tf32")
     assert RunSpec(**spec_values(args)) != spec
+
+
+def _choices(command: str, flag: str) -> tuple[str, ...]:
+    """The choices of the option ``flag`` of ``bnwd command``."""
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    return tuple(next(action for action in commands.choices[command]._actions if flag in action.option_strings).choices)
+
+
+def test_the_choices_of_net_and_data_are_the_names_of_the_records():
+    """The records are the one list of nets and data sets: the options and the name types follow them."""
+    assert _choices("train", "--model") == _choices("sweep", "--model") == tuple(MODEL_RECORDS)
+    assert _choices("train", "--data") == _choices("sweep", "--data") == tuple(DATASET_RECORDS)
+    assert _choices("check", "--data") == tuple(name for name in DATASET_RECORDS if name != "synthetic")
+    assert typing.get_args(ModelName) == tuple(MODEL_RECORDS) and typing.get_args(DatasetName) == tuple(DATASET_RECORDS)
 
 
 @pytest.mark.parametrize(

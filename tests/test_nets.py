@@ -16,7 +16,8 @@ What is checked and why:
 * Scale invariance in train mode, in float64 with every BN's eps set to ``finfo(float64).tiny`` (``var + tiny``
   rounds to ``var``, so the arithmetic is that of eps = 0): scaling any single ConvNet conv, or all ResNet convs
   jointly, leaves the logits unchanged to ~1e-10 relative; scaling only the ResNet stem changes them.
-* ``build_model`` dispatch and its ``ValueError`` s.
+* ``build_model`` dispatch and its ``ValueError`` s; every record of ``empirical.catalog.MODEL_RECORDS`` names a
+  class of ``empirical.nets`` that builds for every data set's images and gives one logit per class.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from bnwd.empirical.catalog import DATASET_RECORDS, MODEL_RECORDS
 from bnwd.empirical.nets import MODELS, ConvNetSI, ConvNetSIAffine, ResNet18SI, ResNet18SIAffine, build_model
 from bnwd.empirical.scale_invariance import exact_batchnorm_
 
@@ -301,12 +303,19 @@ def test_resnet_initial_norm_width64():
 def test_build_model_dispatch(name):
     model = build_model(name, width=4, in_channels=1, n_classes=3, init_scale=2.0)
     assert type(model) is MODELS[name]
-    # the registry pairs empirical.config's names with the classes by position: each class is what its name says
-    assert ("resnet" in name) == isinstance(model, ResNet18SI)
-    assert name.endswith("_affine") == MODELS[name].trains_all_parameters
     assert model.head.out_features == 3
     if not MODELS[name].trains_all_parameters:  # the affine variants keep the default head
         assert float(model.head.weight.detach().norm()) == pytest.approx(2.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("model_record", MODEL_RECORDS.values(), ids=MODEL_RECORDS)
+def test_every_model_record_builds_for_every_data_set(model_record):
+    """The records are the registry: each names its class, which maps each data set's images to its classes."""
+    assert list(MODELS) == list(MODEL_RECORDS) and MODELS[model_record.name].__name__ == model_record.class_name
+    for data in DATASET_RECORDS.values():
+        channels = data.image_shape[0]
+        model = build_model(model_record.name, width=2, in_channels=channels, n_classes=data.n_classes).train()
+        assert model(torch.randn(2, *data.image_shape)).shape == (2, data.n_classes), data.name
 
 
 def test_build_model_unknown_name_lists_known():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bnwd.empirical.config import DATASETS
+from bnwd.empirical.catalog import DATASET_NAMES
 from bnwd.paper_checks.cli import options
 
 HELP = "run the paper's claims as checks: verdicts, numbers, tolerances, figures"
@@ -28,7 +28,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     options.add_spec_option(
         parser,
         "data",
-        choices=tuple(name for name in DATASETS if name != "synthetic"),  # random labels: no claim holds on them
+        choices=tuple(name for name in DATASET_NAMES if name != "synthetic"),  # random labels: no claim holds on them
         default=None,
         help="data for every run (default: each check's own)",
     )
