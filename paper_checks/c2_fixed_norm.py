@@ -12,7 +12,7 @@ rounded to 3 significant digits so that the run id is stable.
 With ρ constant there is no norm jump to detect: both runs are compared on their loss, with the same detection
 (:func:`analysis.detection.detect_destabilizations`, ``kind="loss"``) and a stated smallest spike,
 ``min_loss_spike`` (×100: a destabilisation sends the loss up by ×10²–10⁴ in the paper). The detector's own
-noise threshold is not used for the verdict: a converged loss of ~1e-4 has bursts of ×10–30 that it flags (its
+noise threshold is not used for the verdict: a converged loss has small relative bursts that it flags (its
 documented limit in a noisy equilibrium); those counts, and the fixed run's summary (regime ``fixed_norm``, its
 loss spikes by :func:`analysis.destabilization.spike_events`), are reported too.
 The claim holds when the free run has at least ``min_free_destabilizations`` destabilisations on ρ and as many
