@@ -4,13 +4,18 @@ device's FLOP floor (a large matmul in the same process); and the projected wall
 paper's 1001 CIFAR epochs at batch 128).
 
     .venv/bin/python benchmarks/batched_training.py [--members 8] [--steps 48] [--nets c8 c32] [--device cpu]
-        [--channels-last] [--allow-tf32]
+        [--channels-last] [--allow-tf32] [--out FILE]
 
 On a GPU, ``benchmarks/gpu_session.sh`` runs it with the shortened analogue, as one command.
 
 Nets: ConvNetSI c=8 on digits (1×8×8) and c=32 on CIFAR-shaped synthetic data (3×32×32), batch 128, members with
 their own η (log-spaced), λ = 1e-3 and seeds. Each mode runs once for warm-up and then ``--repeats`` times; the
 medians are reported. Building the trainers (data, models, the SI search) is not timed.
+
+Writes ``benchmarks/results/batched_training.json`` (``_results``): the matmul's GFLOP/s and the numerics
+(``setup``), per net and mode the config-steps per second and their share of the floor (``config-steps per
+second``), and per net the gain of training together and the projected hours (``together``); the last numbers are
+on ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import add_out_option, write_results
 from train_step import conv_flops, matmul_gflops
 
 from bnwd.empirical.batched import train_together
@@ -82,6 +88,7 @@ def main():
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--channels-last", action="store_true", help="NHWC tensors (RunSpec.channels_last)")
     parser.add_argument("--allow-tf32", action="store_true", help="CUDA: TF32 (RunSpec.allow_tf32; default strict)")
+    add_out_option(parser, "batched_training")
     args = parser.parse_args()
     device = resolve_device(args.device)
     gflops = matmul_gflops(device=device)
@@ -89,8 +96,9 @@ def main():
         f"{device}, {torch.get_num_threads()} threads; matmul {gflops:.0f} GFLOP/s (float32); "
         f"channels_last={args.channels_last}, allow_tf32={args.allow_tf32}"
     )
+    numerics = {"channels_last": args.channels_last, "allow_tf32": args.allow_tf32}
+    tables = {"setup": [{"matmul_gflops": gflops} | numerics], "config-steps per second": [], "together": []}
     for net in args.nets:
-        numerics = {"channels_last": args.channels_last, "allow_tf32": args.allow_tf32}
         found = measure(net, args.members, args.steps, args.repeats, device, **numerics)
         rates = found["config_steps_per_s"]
         floor = gflops * 1e9 / found["flops"]
@@ -99,12 +107,25 @@ def main():
         print(f"ConvNetSI {net} on {shape}, batch 128 ({gflop:.3f} GFLOP a step; floor {floor:.0f} steps/s):")
         for name, rate in rates.items():
             print(f"  {name:<18} {rate:8.1f} config-steps/s ({rate / floor:.1%} of the floor)")
+        gain = {
+            "net": net,
+            "members": args.members,
+            "together_over_one_after_another": rates["together"] / rates["one after another"],
+            "paper_run_alone_h": PAPER_STEPS / rates["one run"] / 3600,
+            "paper_runs_together_h": PAPER_STEPS * args.members / rates["together"] / 3600,
+        }
         print(
-            f"  together / one after another: {rates['together'] / rates['one after another']:.2f}x "
-            f"({args.members} members); a {PAPER_STEPS:,}-step run alone: "
-            f"{PAPER_STEPS / rates['one run'] / 3600:.1f} h, {args.members} together: "
-            f"{PAPER_STEPS * args.members / rates['together'] / 3600:.1f} h"
+            f"  together / one after another: {gain['together_over_one_after_another']:.2f}x "
+            f"({args.members} members); a {PAPER_STEPS:,}-step run alone: {gain['paper_run_alone_h']:.1f} h, "
+            f"{args.members} together: {gain['paper_runs_together_h']:.1f} h"
         )
+        tables["config-steps per second"] += [
+            {"net": net, "shape": shape, "gflop_per_step": gflop, "mode": name, "config_steps_per_s": rate}
+            | {"share_of_floor": rate / floor}
+            for name, rate in rates.items()
+        ]
+        tables["together"].append(gain)
+    write_results(args.out, "batched_training", tables, device=device)
 
 
 if __name__ == "__main__":

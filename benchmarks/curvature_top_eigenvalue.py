@@ -26,7 +26,11 @@ Rows, each cold-started (a fresh operator, a random start vector), the median of
 
 Also: a warm start from the top eigenvector one small gradient step earlier, certified as a cold start is.
 
-Run: ``.venv/bin/python benchmarks/curvature_top_eigenvalue.py [--repeats 5]``.
+Run: ``.venv/bin/python benchmarks/curvature_top_eigenvalue.py [--repeats 5] [--out FILE]``.
+
+Writes ``benchmarks/results/curvature_top_eigenvalue.json`` (``_results``): per setup the reference and the HVP's
+cost (``setups``), the rows above (``top eigenvalue``) and the cold and warm starts (``warm start``); the last
+numbers are on ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _results import add_out_option, write_results
 
 from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
 from bnwd.empirical.data import load_dataset
@@ -133,8 +138,8 @@ def _row(name: str, bn: str, lam: float, n_hvp: int, seconds: float, bare: float
     }
 
 
-def run(width: int, device: torch.device, repeats: int) -> list[dict]:
-    """All rows of one setup, printed as a table; returns them."""
+def run(width: int, device: torch.device, repeats: int) -> tuple[dict, list[dict]]:
+    """All rows of one setup, printed as a table; returns the setup (size, reference, HVP costs) and the rows."""
     model, batches, params = _setup(width, device)
     x, y = batches[0]
     size = sum(p.numel() for p in params)
@@ -157,6 +162,8 @@ def run(width: int, device: torch.device, repeats: int) -> list[dict]:
     op.matvec(torch.ones(size, device=device))  # builds the gradient graph
     _, matvec = _timed(lambda: op.matvec(torch.ones(size, device=device)), 10)
     print(f"   bnwd HVP through its kept graph: {matvec * 1e3:.1f} ms = {matvec / bare:.2f} × bare")
+    setup = {"width": width, "n": size, "reference": reference, "reference_method": reference_name}
+    setup |= {"bare_hvp_ms": bare * 1e3, "gradient_graph_ms": build * 1e3, "bnwd_hvp_ms": matvec * 1e3}
     rows = []
     if dense:
         rows.append(_row("dense", "train", reference, info["n_hvp"], seconds, bare, reference))
@@ -184,12 +191,12 @@ def run(width: int, device: torch.device, repeats: int) -> list[dict]:
             f"   {r['method']:28s} {r['bn']:5s} {r['eigenvalue']:10.5g} {r['n_hvp']:5d} {r['seconds']:8.3f} "
             f"{r['per_hvp_over_bare']:10.2f} {r['rel_err']:8.1e}"
         )
-    return rows
+    return setup, rows
 
 
-def warm_start(width: int, device: torch.device) -> None:
+def warm_start(width: int, device: torch.device) -> list[dict]:
     """HVPs and seconds of a cold and a warm Lanczos (the tracking's tolerance) after one gradient step of relative
-    size 1e-3."""
+    size 1e-3, printed and returned as rows."""
     model, batches, params = _setup(width, device)
     _, vecs, _ = top_eigenvalues(HessianOperator(model, batches, params), 1, tol=SHARPNESS_TOL)
     grads = torch.autograd.grad(F.cross_entropy(model(batches[0][0]), batches[0][1]), params)
@@ -197,28 +204,37 @@ def warm_start(width: int, device: torch.device) -> None:
         rho, g = torch.cat([p.reshape(-1) for p in params]).norm(), torch.cat([d.reshape(-1) for d in grads]).norm()
         torch._foreach_add_(params, grads, alpha=-1e-3 * float(rho / g))
     print(f"\n== warm start, c={width}, one gradient step later:")
+    rows = []
     for name, v0 in (("cold", None), ("warm", vecs[:, 0])):
         (vals, _, info), seconds = _timed(
             lambda v0=v0: top_eigenvalues(HessianOperator(model, batches, params), 1, tol=SHARPNESS_TOL, v0=v0), 3
         )
         print(f"   lanczos {name}: λ = {vals[0]:.6g}, {info['n_hvp']} HVPs, {seconds:.3f} s")
+        rows.append({"width": width, "start": name, "eigenvalue": vals[0], "n_hvp": info["n_hvp"], "seconds": seconds})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timings are the median of this many runs")
+    add_out_option(parser, "curvature_top_eigenvalue")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}")
-    run(2, device, args.repeats)
-    rows = {r["method"]: r for r in run(8, device, args.repeats)}
+    tables = {"setups": [], "top eigenvalue": []}
+    for width in (2, 8):
+        setup, rows = run(width, device, args.repeats)
+        tables["setups"].append(setup)
+        tables["top eigenvalue"] += [{"width": width} | r for r in rows]
+    rows = {r["method"]: r for r in tables["top eigenvalue"] if r["width"] == 8}
     ours, alone = rows["bnwd lanczos"], rows["bnwd lanczos, residual only"]
     print(
         f"\n   on c=8, cold: certified Lanczos {ours['n_hvp']} HVPs, {ours['seconds']:.3f} s, "
         f"error {ours['rel_err']:.1e}; its residual rule alone {alone['n_hvp']} HVPs, "
         f"{alone['seconds']:.3f} s, error {alone['rel_err']:.1e} (uncertified, as power iteration and PyHessian are)"
     )
-    warm_start(8, device)
+    tables["warm start"] = warm_start(8, device)
+    write_results(args.out, "curvature_top_eigenvalue", tables, device=device.type)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Kill a training run at random points, resume it, and compare its files with the uninterrupted run's, byte for byte.
 
-    .venv/bin/python benchmarks/kill_resume.py [--trials 24] [--steps 300] [--seed 0]
+    .venv/bin/python benchmarks/kill_resume.py [--trials 24] [--steps 300] [--seed 0] [--out FILE]
 
 Each trial trains a small run (digits, width 4, batch 64, checkpoints every 7 steps, records streamed in chunks) in
 a child process and stops it by one of four faults, drawn in turn, at a random point: ``kill`` (SIGKILL from
@@ -9,6 +9,9 @@ outside after a random time), ``chunk`` (the process dies halfway through append
 ``rename`` (it dies between moving the old checkpoint aside and renaming the new one into place). Then
 ``--resume`` runs to the end, and ``series.jsonl``, ``eval.jsonl`` and ``summary.json`` must equal the
 uninterrupted run's.
+
+Writes ``benchmarks/results/kill_resume.json`` (``_results``): per fault the trials, how many were interrupted and
+how many resumed to identical files; the last numbers are on ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -110,21 +113,36 @@ def run_trials(trials: int, steps: int, seed: int, folder: Path) -> list[dict]:
     return [trial(reference, folder / f"trial{i}", steps, FAULTS[i % len(FAULTS)], rng, seconds) for i in range(trials)]
 
 
+def tally(results: list[dict]) -> dict:
+    """How many of ``results`` there are, were interrupted, and resumed to files identical to the reference's."""
+    return {
+        "trials": len(results),
+        "interrupted": sum(r["interrupted"] for r in results),
+        "identical": sum(all(r[name] for name in FILES) for r in results),
+    }
+
+
 def main() -> None:
+    # here, not at the top: the tests run this file with runpy, where benchmarks/ is not on the import path
+    from _results import add_out_option, write_results
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    add_out_option(parser, "kill_resume")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         results = run_trials(args.trials, args.steps, args.seed, Path(folder))
-    for fault in FAULTS:
-        mine = [r for r in results if r["fault"] == fault]
-        identical = sum(all(r[name] for name in FILES) for r in mine)
-        interrupted = sum(r["interrupted"] for r in mine)
-        print(f"{fault:>10}: {len(mine)} trials, {interrupted} interrupted, {identical} resumed to identical files")
-    total = sum(all(r[name] for name in FILES) for r in results)
-    print(f"all: {total} of {len(results)} identical to the uninterrupted run byte for byte")
+    rows = [{"fault": fault} | tally([r for r in results if r["fault"] == fault]) for fault in FAULTS]
+    for row in rows:
+        print(
+            f"{row['fault']:>10}: {row['trials']} trials, {row['interrupted']} interrupted, "
+            f"{row['identical']} resumed to identical files"
+        )
+    total = {"fault": "all"} | tally(results)
+    print(f"all: {total['identical']} of {total['trials']} identical to the uninterrupted run byte for byte")
+    write_results(args.out, "kill_resume", {"trials": [*rows, total]})
 
 
 if __name__ == "__main__":

@@ -7,24 +7,25 @@ SGD steps (η 0.5, λ 0.01, batch 128, the order a ``torch.randperm`` per epoch,
 (n = 24 264) on the 1000 samples as one batch ("full") and on the first 128 ("minibatch"). The reference is Lanczos at
 tol 1e-10, certified, beside 300 steps of power iteration.
 
-Each row of the CSV is one (case, rule, seed): the eigenvalue, its error relative to the reference, the HVPs, what it
-said of itself (``converged``) and its upper bound. The summary printed per case and rule: the worst error, how many
-seeds are more than 1 % and 0.1 % off, how many of those said converged, the HVPs and seconds.
+Writes ``benchmarks/results/lanczos_seeds.json`` (``_results``) with three tables: ``reference`` (per case: n, the
+reference and power iteration), ``summary`` (per case and rule: the worst error, how many seeds are more than 1 % and
+0.1 % off, how many of those said converged, the HVPs and seconds a seed; also printed) and ``seeds`` (one row per
+case, rule and seed: the eigenvalue, its error relative to the reference, the HVPs, what it said of itself,
+``converged``, and its upper bound). The last numbers are on ``docs/results.md``.
 
-    .venv/bin/python benchmarks/lanczos_seeds.py [--seeds 100] [--out runs/lanczos_seeds.csv]
+    .venv/bin/python benchmarks/lanczos_seeds.py [--seeds 100] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _results import add_out_option, write_results
 from sklearn.datasets import load_digits
 
 from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
@@ -58,10 +59,10 @@ def issue_state() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, list[tor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=Path("runs/lanczos_seeds.csv"))
+    add_out_option(parser, "lanczos_seeds")
     args = parser.parse_args()
     model, x, y, params = issue_state()
-    rows = []
+    rows, references, summaries = [], [], []
     for case, batches in (("full", [(x, y)]), ("minibatch", [(x[:128], y[:128])])):
         op = HessianOperator(model, batches, params)
         vals, _, info = top_eigenvalues(op, 1, tol=1e-10, max_hvp=1000)
@@ -70,6 +71,10 @@ def main() -> None:
         print(
             f"\n== {case}: n = {op.size}; reference λ_max {reference:.6f} (Lanczos tol 1e-10, {info['n_hvp']} HVPs, "
             f"converged {info['converged']}); power iteration, 300 steps: {power[0]:.6f}"
+        )
+        references.append(
+            {"case": case, "n": op.size, "reference": reference, "reference_n_hvp": info["n_hvp"]}
+            | {"reference_converged": info["converged"], "power_300_steps": power[0]}
         )
         for rule, options in RULES.items():
             start = time.perf_counter()
@@ -84,19 +89,28 @@ def main() -> None:
             seconds = (time.perf_counter() - start) / args.seeds
             mine = [r for r in rows if r["case"] == case and r["rule"] == rule]
             errors, hvps = np.array([r["rel_error"] for r in mine]), np.array([r["n_hvp"] for r in mine])
-            wrong = sum(r["converged"] and r["rel_error"] > 0.01 for r in mine)
+            summary = {
+                "case": case,
+                "rule": rule,
+                "tol": SHARPNESS_TOL,
+                "worst_error": np.nanmax(errors),
+                "over_1pct": int((errors > 0.01).sum()),
+                "over_0.1pct": int((errors > 1e-3).sum()),
+                "over_1pct_said_converged": sum(r["converged"] and r["rel_error"] > 0.01 for r in mine),
+                "not_converged": sum(not r["converged"] for r in mine),
+                "hvp_median": np.median(hvps),
+                "hvp_min": hvps.min(),
+                "hvp_max": hvps.max(),
+                "seconds_a_seed": seconds,
+            }
+            summaries.append(summary)
             print(
-                f"   {rule:14s} tol {SHARPNESS_TOL:g}: worst error {np.nanmax(errors):.2e}, > 1 %: "
-                f"{int((errors > 0.01).sum())}, > 0.1 %: {int((errors > 1e-3).sum())}, > 1 % and said converged: "
-                f"{wrong}, not converged: {sum(not r['converged'] for r in mine)}; HVPs median {np.median(hvps):g} "
-                f"[{hvps.min()}–{hvps.max()}], {seconds:.2f} s a seed"
+                f"   {rule:14s} tol {SHARPNESS_TOL:g}: worst error {summary['worst_error']:.2e}, > 1 %: "
+                f"{summary['over_1pct']}, > 0.1 %: {summary['over_0.1pct']}, > 1 % and said converged: "
+                f"{summary['over_1pct_said_converged']}, not converged: {summary['not_converged']}; HVPs median "
+                f"{summary['hvp_median']:g} [{summary['hvp_min']}–{summary['hvp_max']}], {seconds:.2f} s a seed"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"\nrows written to {args.out}")
+    write_results(args.out, "lanczos_seeds", {"reference": references, "summary": summaries, "seeds": rows})
 
 
 if __name__ == "__main__":

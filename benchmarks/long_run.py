@@ -1,12 +1,15 @@
 """A long run's memory and the time it spends writing: peak RSS along the way, and the share of the run's time spent
 streaming records and writing checkpoints.
 
-    .venv/bin/python benchmarks/long_run.py [--steps 100000] [--checkpoint-every 100] [--width 2]
+    .venv/bin/python benchmarks/long_run.py [--steps 100000] [--checkpoint-every 100] [--width 2] [--out FILE]
 
 Two runs of the same spec (digits, batch 32 on 128 samples, λ = 0.01, η = 1): one with a checkpoint every
 ``--checkpoint-every`` steps, one without. The first reports its peak RSS at every tenth of the run and the time
 spent inside the writers (records appended, the stream made durable, checkpoints, config and evaluations); both
 report their wall time.
+
+Writes ``benchmarks/results/long_run.json`` (``_results``): per run the wall time and the seconds in each writer
+(``runs``), and the peak RSS after each tenth (``peak RSS``); the last numbers are on ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+
+from _results import add_out_option, write_results
 
 import bnwd.empirical.checkpoints
 import bnwd.empirical.monitor
@@ -46,7 +51,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--width", type=int, default=2)
+    add_out_option(parser, "long_run")
     args = parser.parse_args()
+    tables = {"runs": [], "peak RSS": []}
     spec = RunSpec(width=args.width, train_subset=128, batch_size=32, lr=1.0, wd=0.01, steps=args.steps, device="cpu")
     spent: dict[str, float] = {}
     for name in ("append_jsonl", "make_durable"):  # records appended; the stream made durable before a checkpoint
@@ -75,6 +82,14 @@ def main() -> None:
             + ")"
         )
         print("  peak RSS (MB) after step: " + ", ".join(f"{s}: {m:.0f}" for s, m in sorted(rss.items())))
+        checkpoints = {"checkpoint_every": every or "never"}
+        tables["runs"].append(
+            checkpoints
+            | {"steps": args.steps, "wall_s": wall, "writing_s": writing, "writing_share": writing / wall}
+            | {f"{k}_s": v for k, v in sorted(spent.items())}
+        )
+        tables["peak RSS"] += [checkpoints | {"step": s, "peak_rss_mb": m} for s, m in sorted(rss.items())]
+    write_results(args.out, "long_run", tables)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ period and of each prediction:
 
 Then the median relative error of each, and the largest relative difference between two configs with the same ηλ.
 
-Run: ``.venv/bin/python benchmarks/reduced_vs_toy.py [--noise 1e-5] [--steps 20000] [--seeds 4]``.
+Run: ``.venv/bin/python benchmarks/reduced_vs_toy.py [--noise 1e-5] [--steps 20000] [--seeds 4] [--out FILE]``.
+
+Writes ``benchmarks/results/reduced_vs_toy.json`` (``_results``): per noise level and config the measured period and
+each prediction with its relative error (``periods``), and per noise level the medians and the equal-ηλ differences
+(``summary``); the last numbers are on ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from _results import add_out_option, write_results
 
 from bnwd.analysis.summary import summarize_run
 from bnwd.simulate.integrate import integrate
@@ -39,7 +44,9 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--seeds", type=int, default=4, help="toy runs per config (default: %(default)s)")
+    add_out_option(parser, "reduced_vs_toy")
     args = parser.parse_args()
+    tables = {"periods": [], "summary": []}
     lrs, wds = np.meshgrid([0.5, 1.0, 2.0], [0.0025, 0.005, 0.01], indexing="ij")
     lr, wd = lrs.ravel(), wds.ravel()
     for noise in (float(n) for n in args.noise.split(",")):
@@ -74,6 +81,10 @@ def main() -> None:
             cells = "".join(f"{p[i]:>8.1f} {p[i] / mean[i] - 1:>+7.1%} " for p in predicted.values())
             spread = f"{mean[i]:>7.1f} ± {measured[:, i].std():>4.1f}"
             print(f"  {lr[i]:>4g} {wd[i]:>7g} {lr[i] * wd[i]:>8g} {spread:>14} {cells}")
+            tables["periods"].append(
+                {"noise": noise, "lr": lr[i], "wd": wd[i], "measured": mean[i], "measured_std": measured[:, i].std()}
+                | {f"{label} rel. error": p[i] / mean[i] - 1 for label, p in predicted.items()}
+            )
         medians = ", ".join(f"{label} {np.median(p / mean - 1):+.1%}" for label, p in predicted.items())
         print(f"  median relative error: {medians}")
         groups = {}
@@ -83,6 +94,12 @@ def main() -> None:
         worst = max(mean[g].max() / mean[g].min() - 1 for g in equal)
         single = max((measured[:, g].max(axis=1) / measured[:, g].min(axis=1) - 1).max() for g in equal)
         print(f"  equal ηλ: largest difference {worst:.1%} between seed means ({single:.1%} within one seed)")
+        tables["summary"].append(
+            {"noise": noise, "seeds": args.seeds}
+            | {f"{label} median rel. error": np.median(p / mean - 1) for label, p in predicted.items()}
+            | {"equal ηλ largest difference": worst, "within one seed": single}
+        )
+    write_results(args.out, "reduced_vs_toy", tables)
 
 
 if __name__ == "__main__":

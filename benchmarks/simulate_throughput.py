@@ -6,7 +6,10 @@ are then bound by memory traffic) and one configuration at a time (as a training
 All run the same model, the Rayleigh quotient of dimension 64 with torch's SGD + weight decay, and record
 the same per-step quantities (loss, ρ, ‖∇L‖, angle). Ratios are measured in the same run, on the same machine.
 
-    .venv/bin/python benchmarks/simulate_throughput.py [--configs 1024] [--dim 64] [--steps 200]
+    .venv/bin/python benchmarks/simulate_throughput.py [--configs 1024] [--dim 64] [--steps 200] [--out FILE]
+
+Writes ``benchmarks/results/simulate_throughput.json`` (``_results``): config-steps per second of each method and how
+many times faster bnwd is; the last numbers are on ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from _results import add_out_option, write_results
 
 from bnwd.simulate.integrate import integrate
 from bnwd.simulate.models import RayleighQuotient
@@ -69,6 +73,7 @@ def main():
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--loop-configs", type=int, default=32, help="configs timed in the per-config loop")
+    add_out_option(parser, "simulate_throughput")
     args = parser.parse_args()
     model = RayleighQuotient.evenly_spaced(args.dim)
     rng = np.random.default_rng(0)
@@ -90,6 +95,10 @@ def main():
     )
     for name, value in rates.items():
         print(f"{name:<26} {value:>14,.0f} config-steps/s   bnwd is {ours / value:6.1f}x")
+    rows = [
+        {"method": name, "config_steps_per_s": value, "bnwd_is_x_faster": ours / value} for name, value in rates.items()
+    ]
+    write_results(args.out, "simulate_throughput", {"throughput": rows})
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 on CIFAR-shaped synthetic data (3×32×32) and c=8 on digits (1×8×8), batch 128; the monitor's overhead, and the step
 against its FLOP floor (the step's FLOPs over the GFLOP/s of a large matmul measured in the same run).
 
-    .venv/bin/python benchmarks/train_step.py [--steps 10] [--repeats 15] [--nets c8 c32] [--channels-last]
+    .venv/bin/python benchmarks/train_step.py [--steps 10] [--repeats 15] [--nets c8 c32] [--channels-last] [--out FILE]
 
 The two loops run in alternating blocks of ``--steps`` steps (after a warm-up block each), so that drifts of the
 machine hit both; the step time is the median over the ``--repeats`` blocks, the overhead the median of the ratios
 of adjacent blocks, with their interquartile range.
+
+Writes ``benchmarks/results/train_step.json`` (``_results``): the matmul's GFLOP/s (``setup``) and per net the step
+times, the overhead with its interquartile range and the FLOP floor (``step time``); the last numbers are on
+``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _results import add_out_option, write_results
 
 from bnwd.empirical.data import load_dataset
 from bnwd.empirical.monitor import Monitor
@@ -112,19 +117,35 @@ def main():
     parser.add_argument("--repeats", type=int, default=15, help="timed blocks per loop")
     parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["c8", "c32"])
     parser.add_argument("--channels-last", action="store_true")
+    add_out_option(parser, "train_step")
     args = parser.parse_args()
     gflops = matmul_gflops()
     print(f"{torch.get_num_threads()} threads; matmul {gflops:.0f} GFLOP/s; channels_last={args.channels_last}")
+    tables = {"setup": [{"matmul_gflops": gflops, "channels_last": args.channels_last}], "step time": []}
     for net in args.nets:
         found = measure(net, args.steps, args.repeats, args.channels_last)
         floor = found["flops"] / (gflops * 1e9)
         median, low, high = found["overhead"]
+        row = {
+            "net": net,
+            "shape": "x".join(map(str, found["shape"])),
+            "gflop": found["flops"] / 1e9,
+            "with_monitor_ms": 1e3 * found["with"],
+            "without_ms": 1e3 * found["without"],
+            "overhead_pct": median,
+            "overhead_iqr_low_pct": low,
+            "overhead_iqr_high_pct": high,
+            "floor_ms": 1e3 * floor,
+            "times_floor": found["without"] / floor,
+        }
         print(
-            f"ConvNetSI {net} on {'x'.join(map(str, found['shape']))}, batch 128 ({found['flops'] / 1e9:.2f} GFLOP): "
-            f"step with the monitor {1e3 * found['with']:.2f} ms, without {1e3 * found['without']:.2f} ms "
+            f"ConvNetSI {net} on {row['shape']}, batch 128 ({row['gflop']:.2f} GFLOP): "
+            f"step with the monitor {row['with_monitor_ms']:.2f} ms, without {row['without_ms']:.2f} ms "
             f"(overhead {median:+.1f} %, IQR {low:+.1f} … {high:+.1f} %); "
-            f"FLOP floor {1e3 * floor:.2f} ms ({found['without'] / floor:.2f}x the floor)"
+            f"FLOP floor {row['floor_ms']:.2f} ms ({row['times_floor']:.2f}x the floor)"
         )
+        tables["step time"].append(row)
+    write_results(args.out, "train_step", tables)
 
 
 if __name__ == "__main__":

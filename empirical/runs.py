@@ -108,7 +108,7 @@ def build_trainer(spec: RunSpec, out: Path, *, loaded: dict | None = None) -> Tr
     model = build_model(
         spec.model, width=spec.width, in_channels=data.in_channels, n_classes=data.n_classes, init_scale=spec.init_scale
     ).to(device=device, dtype=dtypes[spec.dtype])
-    if spec.channels_last:  # NHWC: faster convolutions on CPUs (1.15x instead of 1.4x the FLOP floor here)
+    if spec.channels_last:  # NHWC: faster convolutions on CPUs (benchmarks/train_step.py --channels-last measures it)
         model = model.to(memory_format=torch.channels_last)
         data = dataclasses.replace(
             data,

@@ -41,9 +41,9 @@ Algorithm (``n`` = number of trainable parameters, ``m`` = number of them that a
    parts), it need not cover every parameter that belongs to some SI set.
 
 Cost: ``k0 + m + 8`` forward+backward passes, plus ``2·(1 + |scales|)`` forward passes per loss-tested candidate
-(individual or joint), plus an SVD of an ``(k0 + m + 8) × m`` matrix and two RREFs. For a pre-activation ResNet-18 of
-width 8 on 8 images of 16×16 (float64, CPU): without affine BN parameters (22 trainable tensors, m = 14) about 25
-backward and 75 forward passes, ~1.5 s; with affine BNs (62 tensors, m ≈ 50) ~4 s.
+(individual or joint), plus an SVD of an ``(k0 + m + 8) × m`` matrix and two RREFs. For a pre-activation ResNet-18
+without affine BN parameters (22 trainable tensors, m = 14) that is about 25 backward and 75 forward passes; with
+affine BNs, 62 tensors and m ≈ 50.
 
 Stochastic layers (dropout) are handled by re-seeding torch's RNG before every forward pass, so all passes see the
 same masks.

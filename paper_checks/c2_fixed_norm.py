@@ -9,12 +9,11 @@ at chance level), so "no destabilisation" would be empty. The fixed norm is ther
 ``fixed_norm_quantile`` quantile of the free run's ρ (the median: a norm at which the free run itself trains),
 rounded to 3 significant digits so that the run id is stable.
 
-With ρ constant there is no norm jump to detect: both runs are compared on their loss, with the loss-spike
-detector every summary uses (:func:`analysis.detection.find_spikes`, over each run's detection window, at the
-detector's significance ``loss_z``) and a stated smallest spike, ``min_loss_spike`` (×100: a destabilisation sends
-the loss up by ×10²–10⁴ in the paper). Spikes of any size are not used for the verdict: a converged loss of ~1e-4
-has significant bursts of ×10–30; those counts (the fixed run's are its summary's destabilisations, regime
-``fixed_norm``) are reported too.
+With ρ constant there is no norm jump to detect: both runs are compared on their loss, with the loss-spike detector
+every summary uses (:func:`analysis.detection.find_spikes`, over each run's detection window, at the detector's
+significance ``loss_z``) and a stated smallest spike, ``min_loss_spike`` (×100: a destabilisation sends the loss up
+by ×10²–10⁴ in the paper). Spikes of any size are not used for the verdict: a converged loss has significant small
+bursts; those counts (the fixed run's are its summary's destabilisations, regime ``fixed_norm``) are reported too.
 The claim holds when the free run has at least ``min_free_destabilizations`` destabilisations on ρ and as many
 loss spikes, the fixed run at most ``max_fixed_destabilizations`` loss spikes, and the fixed run trains (final
 loss at most ``max_fixed_loss_ratio`` of its initial loss).

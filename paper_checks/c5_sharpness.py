@@ -7,8 +7,8 @@ at least every ``sharpness_every`` steps and locates each upward crossing of the
 
 What is compared, and why: the summary's η̃·s̃ at the last measurement before each event is reported, but it is
 not the decision. Once the threshold is crossed the unstable mode grows and carries the weights off the valley
-floor, where the measured s̃ itself grows by factors per step (256 digits, full batch: η̃·s̃ was 1.05 × the
-threshold six steps before an event, 6.7 × the step before it, 2800 × at it). The linear theory predicts the
+floor, where the measured s̃ itself grows by factors per step (the summary's per-event table shows it on any run
+with ``sharpness_every``). The linear theory predicts the
 *crossing*: η̃·s̃ goes from below 2(1−ηλ) to above it (two measurements at most ``max_measure_gap`` steps apart)
 and the event follows within the time the unstable mode needs to grow. While it grows, η̃ rises by (1−ηλ)⁻² per
 step, so η̃·s̃ rises by about 4ηλ per step near 2, the mode's growth rate ≈ η̃s̃ − 2 rises linearly, and growing by

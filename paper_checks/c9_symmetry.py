@@ -16,9 +16,8 @@ normal float (as :func:`empirical.scale_invariance.find_si_groups` does) unless 
 
 The scale is c = 4, so that √c = 2 and the scaled runs round exactly like the reference: the law can then be held
 to rounding for hundreds of steps. With a c whose root is inexact the law still holds, but rounding differences of
-1e-16 are amplified by the chaotic dynamics, about 100-fold at every destabilisation (digits, width 8, lr 1, wd
-0.01, c = 3: 1e-14 after one step, 1e-8 after 180 steps, 0.7 after 300), so a tolerance would have to follow that
-amplification rather than the law.
+1e-16 are amplified by the chaotic dynamics at every destabilisation until the runs differ at order one, so a
+tolerance would have to follow that amplification rather than the law.
 """
 
 from __future__ import annotations

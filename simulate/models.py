@@ -29,9 +29,10 @@ import numpy as np
 DEFAULT_NOISE = 1e-5
 """The Rayleigh toy's gradient noise σ unless told otherwise: enough for a run to forget its start, not so much that
 the grid leaves the periodic regime. Calibrated on ``bnwd simulate``'s grid (64 directions, η ∈ {0.5, 1, 2},
-λ ∈ {0.0025, 0.005, 0.01}, 20 000 steps, means over seeds 0–3): the largest difference between the periods of two
-configs with the same ηλ is 11 % at σ = 1e-6 (the η = 2 runs keep the deterministic toy's periods), 4 % at 1e-5,
-21 % at 1e-4 (where the smallest ηλ turns to equilibrium); without noise it is 128 %."""
+λ ∈ {0.0025, 0.005, 0.01}, 20 000 steps, means over seeds): the value among 0, 1e-6, 1e-5 and 1e-4 at which two
+configs with the same ηλ differ least in period, as ``benchmarks/reduced_vs_toy.py --noise 0,1e-6,1e-5,1e-4``
+measures (less noise keeps the deterministic toy's memory of its start, more turns the smallest ηλ to
+equilibrium); the last numbers are on ``docs/results.md``."""
 
 
 def row_norms(w: np.ndarray) -> np.ndarray:

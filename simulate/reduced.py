@@ -17,12 +17,12 @@ periodic regime. Noise alone keeps ‖g̃‖ ≈ σ√(dim−1): where the equil
 threshold there are no jumps (equilibrium); without noise and with a short budget training converges. All three
 regimes come from the same update. The angle is kept above ``floor`` (the weights' rounding, when asked).
 
-Against the full Rayleigh toy (64 directions, evenly spaced spectrum, ``bnwd simulate``'s grid, 20 000 steps, the
-mean of seeds 0–3) with ``noise = 1e-5`` its periods are 0 … +14 % longer (median +6 %) on all 9 configs; over 30
-random spectra with the top direction above the rest by a gap, noise 1e-5 … 1e-4 and β ∈ {0, 0.5, 0.9}, within
-±5 % (±1 % with momentum). Without noise they are not (−6 … +123 %): the deterministic toy's directions between
-the minimum and the top keep errors the reduced model does not have, its depth of convergence varies from period to
-period, and its periods at equal ηλ differ by up to 2× (``benchmarks/reduced_vs_toy.py``).
+Its periods against the full Rayleigh toy's (64 directions, evenly spaced spectrum, ``bnwd simulate``'s grid, 20 000
+steps, the mean of several seeds) are measured by ``benchmarks/reduced_vs_toy.py`` (``--noise 1e-5``, and ``--noise 0``
+for the deterministic toy); the last numbers are on ``docs/results.md``. ``tests/test_reduced.py`` holds it to the toy
+over random spectra, noise levels and momenta. Without noise it does not apply: the deterministic toy's directions
+between the minimum and the top keep errors the reduced model does not have, its depth of convergence varies from
+period to period, and so do its periods at equal ηλ.
 """
 
 from __future__ import annotations
