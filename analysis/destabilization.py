@@ -40,6 +40,17 @@ import numpy as np
 from bnwd.analysis.detection import find_jumps, find_spikes, frequency_interval, period_lengths, spike_statistic
 from bnwd.analysis.regimes import classify, screen
 
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "SENSITIVITY_BAND",
+    "Detection",
+    "DetectorSettings",
+    "Periodicity",
+    "agreement",
+    "analyze",
+    "rise_times",
+]
+
 """Fewest finite samples a series needs before anything is measured on it."""
 _START_WINDOW = 5
 _RISE_QUANTILE = 0.9  # the rise time covers 90 % of a run's jumps

@@ -21,6 +21,21 @@ import numpy as np
 
 from bnwd.analysis.schema import EVAL_FIELDS, SERIES, SERIES_FIELDS, SUMMARY_FIELDS, current_name
 
+__all__ = [
+    "append_jsonl",
+    "current_record",
+    "make_durable",
+    "read_jsonl",
+    "read_series",
+    "read_series_csv",
+    "series_arrays",
+    "write_csv",
+    "write_json",
+    "write_jsonl",
+    "write_rows_csv",
+    "write_series_csv",
+]
+
 _FLOAT_NAMES = frozenset(
     name for table in (SERIES_FIELDS, EVAL_FIELDS, SUMMARY_FIELDS) for name, f in table.items() if f.kind == "float"
 )

@@ -13,6 +13,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "EVAL_FIELDS",
+    "KINDS",
+    "LEGACY_NAMES",
+    "NORM_CONTROLS",
+    "SERIES",
+    "SERIES_FIELDS",
+    "SUMMARY_FIELDS",
+    "Field",
+    "current_name",
+    "validate",
+]
+
 KINDS = ("int", "float", "str", "list", "dict")
 
 

@@ -22,6 +22,15 @@ from bnwd.analysis.periods import ROUNDING_FLOOR, escape_floor, period_a_priori,
 from bnwd.analysis.records import series_arrays
 from bnwd.analysis.schema import NORM_CONTROLS
 
+__all__ = [
+    "a_priori_slope",
+    "frequency_slope",
+    "frequency_slope_band",
+    "summarize_records",
+    "summarize_run",
+    "threshold_crossings",
+]
+
 
 def summarize_run(
     steps,

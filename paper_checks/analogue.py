@@ -15,6 +15,8 @@ from bnwd.empirical.data import TRAIN_SIZES
 from bnwd.paper_checks.common import CheckContext, Run
 from bnwd.paper_checks.figures import four_panels
 
+__all__ = ["LEARNING_RATES", "NOTICE", "PAPER_STEPS", "RUN", "run_analogue"]
+
 LEARNING_RATES = (1.0, 0.03, 0.01, 0.001)
 PAPER_STEPS = 391_391
 """1001 epochs of CIFAR-10 (50 000 images) at batch 128: the paper's training length, in steps."""

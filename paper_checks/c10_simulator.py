@@ -23,6 +23,8 @@ from bnwd.paper_checks import c3_frequency
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 from bnwd.simulate.reduced import NOISE_GRID, held_out_rows
 
+__all__ = ["CLAIM", "HEADLINE", "SETTINGS", "TITLE", "plan", "run"]
+
 CLAIM = "C10"
 TITLE = "The reduced simulator, calibrated at other ηλ, predicts a run's mean period and regime (held out)"
 HEADLINE = ("median_abs_relative_error",)

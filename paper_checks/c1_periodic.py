@@ -23,6 +23,18 @@ import numpy as np
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.paper_checks.figures import four_panels
 
+__all__ = [
+    "CLAIM",
+    "HEADLINE",
+    "SETTINGS",
+    "TITLE",
+    "loss_ratio",
+    "periodic_numbers",
+    "periodic_verdict",
+    "plan",
+    "run",
+]
+
 CLAIM = "C1"
 TITLE = "SGD with BN + weight decay at constant lr is periodic: ρ shrinks between destabilisations, jumps at them"
 HEADLINE = ("n_destabilizations", "period")

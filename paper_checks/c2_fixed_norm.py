@@ -29,6 +29,8 @@ from bnwd.analysis.detection import find_spikes
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.paper_checks.figures import draw_rho, positive, run_label, save_figure
 
+__all__ = ["CLAIM", "HEADLINE", "SETTINGS", "TITLE", "loss_spikes", "plan", "run"]
+
 CLAIM = "C2"
 TITLE = "With the SI weight norm fixed, the destabilisations disappear: the norm dynamics cause them"
 HEADLINE = ("free_destabilizations",)

@@ -20,6 +20,18 @@ from bnwd.analysis.summary import frequency_slope
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.simulate.plots import plot_period_vs_lr_wd
 
+__all__ = [
+    "CLAIM",
+    "HEADLINE",
+    "SETTINGS",
+    "TITLE",
+    "equal_product_groups",
+    "measure_grid",
+    "periods_for_pairs",
+    "plan",
+    "run",
+]
+
 CLAIM = "C3"
 TITLE = "Frequency of destabilisations ∝ ηλ (slope 1 in log-log); equal ηλ with different η, λ gives equal periods"
 HEADLINE = ("slope",)

@@ -39,6 +39,8 @@ from bnwd.analysis.periods import (
 from bnwd.paper_checks import c3_frequency
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 
+__all__ = ["CLAIM", "HEADLINE", "SETTINGS", "TITLE", "plan", "pure_decay_share", "run"]
+
 CLAIM = "C4"
 TITLE = "Each period, predicted from its first quarter (η̃ after the jump, s̃ then), beats the baselines"
 HEADLINE = ("median_abs_relative_error",)

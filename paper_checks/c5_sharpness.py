@@ -38,6 +38,8 @@ from bnwd import theory
 from bnwd.analysis.summary import threshold_crossings
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 
+__all__ = ["CLAIM", "HEADLINE", "SETTINGS", "TITLE", "growth_steps", "plan", "run", "threshold_test"]
+
 CLAIM = "C5"
 TITLE = "A destabilisation happens when η̃·s̃ crosses 2(1−ηλ) (full-batch GD)"
 HEADLINE = ("n_events",)

@@ -30,6 +30,8 @@ from matplotlib.figure import Figure
 from bnwd.empirical.runs import build_trainer, run_id
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 
+__all__ = ["CLAIM", "DETECTOR_BAND", "SETTINGS", "TITLE", "cosine_matrix", "evaluate_state", "plan", "run", "si_vector"]
+
 CLAIM = "C6"
 TITLE = "Minima of different periods differ, and an ensemble of period-end checkpoints beats its members"
 DETECTOR_BAND = "not evaluated: each setting of the band would replay the run to copy its weights at other steps"

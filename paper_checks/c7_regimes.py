@@ -28,6 +28,8 @@ from bnwd.paper_checks.c1_periodic import loss_ratio
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.paper_checks.figures import draw_phase, draw_rho, run_label, save_figure
 
+__all__ = ["CLAIM", "EXPECTED", "SETTINGS", "TITLE", "equilibrium_numbers", "plan", "run"]
+
 CLAIM = "C7"
 TITLE = "Convergence (tiny ηλ) and equilibrium η̃‖g̃‖ ≈ √(2ηλ) (large ηλ) are the ends of the periodic regime"
 

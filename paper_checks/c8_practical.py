@@ -18,6 +18,8 @@ from bnwd.paper_checks.c1_periodic import periodic_numbers, periodic_verdict
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 from bnwd.paper_checks.figures import four_panels
 
+__all__ = ["CLAIM", "HEADLINE", "SETTINGS", "TITLE", "plan", "run"]
+
 CLAIM = "C8"
 TITLE = "Still periodic in the practical setting: all parameters trained, affine BN, momentum 0.9, augmentation"
 HEADLINE = ("n_destabilizations", "period")

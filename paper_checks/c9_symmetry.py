@@ -31,6 +31,8 @@ from bnwd.empirical.runs import build_trainer, run_id
 from bnwd.empirical.scale_invariance import exact_batchnorm_
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
 
+__all__ = ["CLAIM", "DETECTOR_BAND", "SETTINGS", "TITLE", "plan", "run"]
+
 CLAIM = "C9"
 TITLE = "The symmetry (η, λ, ρ₀) → (cη, λ/c, √c·ρ₀) leaves every direction w/ρ of a real net unchanged"
 DETECTOR_BAND = "not evaluated: the check detects no destabilisation"

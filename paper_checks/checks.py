@@ -9,6 +9,8 @@ from types import ModuleType
 from bnwd.analysis.records import write_json
 from bnwd.paper_checks.common import SCALES, CheckContext, Verdict, timed
 
+__all__ = ["MODULES", "load_checks", "run_checks", "select", "table_row", "write_verdicts"]
+
 MODULES = (
     "c1_periodic",
     "c2_fixed_norm",

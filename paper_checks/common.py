@@ -32,6 +32,8 @@ from bnwd.analysis.destabilization import DEFAULT_SETTINGS, SENSITIVITY_BAND, De
 from bnwd.analysis.summary import summarize_records
 from bnwd.empirical.runs import MeasuredRun, RunSpec, read_run, run_id, train_run, train_runs
 
+__all__ = ["CHECKPOINT_EVERY", "SCALES", "CheckContext", "PlannedRun", "Run", "Verdict", "timed"]
+
 SCALES = ("tiny", "small", "paper")
 
 CHECKPOINT_EVERY = {"tiny": 50, "small": 1000, "paper": 3910}

@@ -25,6 +25,8 @@ from bnwd.simulate.reduced import held_out_rows
 from bnwd.simulate.sweep import simulate_grid
 from bnwd.theory.report import write_report
 
+__all__ = ["DemoPlan", "plot_periods", "run_demo"]
+
 
 @dataclass(frozen=True)
 class DemoPlan:

@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 from bnwd import theory
 from bnwd.paper_checks.common import Run
 
+__all__ = ["draw_phase", "draw_rho", "equilibrium_line", "four_panels", "positive", "run_label", "save_figure"]
+
 
 def run_label(run: Run) -> str:
     """A short legend entry for ``run``: its η and λ, and its momentum or fixed norm when it has them."""

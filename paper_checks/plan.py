@@ -24,6 +24,16 @@ from bnwd import theory
 from bnwd.empirical.runs import RunSpec, run_id, spec_steps
 from bnwd.paper_checks.common import CheckContext
 
+__all__ = [
+    "PAPER_MEAN_PERIODS",
+    "PAPER_STEPS_PER_EPOCH",
+    "claim_lines",
+    "expected_period",
+    "format_plan",
+    "log_elr_ratio",
+    "plan_checks",
+]
+
 PAPER_MEAN_PERIODS = {1e-5: 222, 3e-5: 64}
 """Mean period in epochs of :data:`PAPER_STEPS_PER_EPOCH` steps at ηλ = 1e-5 and 3e-5, read from the paper's Fig. 2
 (ConvNetSI c = 32, CIFAR-10, λ = 1e-3, η = 0.01 and 0.03; ``shared/reference/science.md`` §2.5)."""

@@ -17,6 +17,8 @@ from bnwd import theory
 from bnwd.analysis.schema import SERIES
 from bnwd.simulate.models import row_norms
 
+__all__ = ["MODES", "Trajectory", "initial_weights", "integrate", "lr_for_fixed_elr"]
+
 MODES = ("free", "fixed_norm")
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["DEFAULT_NOISE", "RayleighQuotient", "SoftmaxRegression", "row_norms"]
+
 DEFAULT_NOISE = 1e-5
 """The Rayleigh toy's gradient noise σ unless told otherwise: enough for a run to forget its start, not so much that
 the grid leaves the periodic regime. Calibrated on ``bnwd simulate``'s grid (64 directions, η ∈ {0.5, 1, 2},

@@ -11,6 +11,8 @@ import numpy as np
 
 from bnwd import theory
 
+__all__ = ["replay_elr", "replay_si_norm"]
+
 
 def _replay(step, start, drive, lr, wd) -> np.ndarray:
     """Iterate ``x_{t+1} = step(x_t, drive_t, lr, wd)`` from ``start``; rows are configurations."""

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+__all__ = ["plot_period_vs_lr_wd"]
+
 
 def plot_period_vs_lr_wd(rows: list[dict], path: Path) -> Path:
     """Period against ηλ on log-log axes: measured (mean ± std, and its range over the detector's band), predicted,

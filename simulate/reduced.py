@@ -35,6 +35,8 @@ import numpy as np
 from bnwd import theory
 from bnwd.analysis.destabilization import analyze
 
+__all__ = ["NOISE_GRID", "ReducedModel", "held_out_periods", "held_out_rows", "predict_period", "run_reduced"]
+
 
 @dataclass(frozen=True)
 class ReducedModel:

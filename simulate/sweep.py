@@ -13,6 +13,8 @@ from bnwd.analysis.summary import a_priori_slope, frequency_slope_band, summariz
 from bnwd.simulate.integrate import integrate
 from bnwd.simulate.plots import plot_period_vs_lr_wd
 
+__all__ = ["config_label", "grid", "simulate_grid"]
+
 
 def grid(lr, wd, momentum=(0.0,)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cartesian product of the three value lists, as three flat float64 arrays (lr varies slowest)."""

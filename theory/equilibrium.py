@@ -26,6 +26,18 @@ from bnwd.theory.symbolic import (
     wd,
 )
 
+__all__ = [
+    "EQUILIBRIUM_ANGULAR_UPDATE",
+    "EQUILIBRIUM_ANGULAR_UPDATE_LEADING",
+    "EQUILIBRIUM_ELR",
+    "EQUILIBRIUM_SI_NORM",
+    "STATEMENTS",
+    "equilibrium_angular_update",
+    "equilibrium_elr",
+    "equilibrium_norm",
+    "momentum_equilibrium_angular_update",
+]
+
 EQUILIBRIUM_SI_NORM = (lr * eff_grad_norm**2 / (wd * (2 - lr * wd))) ** sp.Rational(1, 4)
 """ρ* = (η‖g̃‖² / (λ(2−ηλ)))^{1/4}."""
 EQUILIBRIUM_ELR = sp.sqrt(lr * wd * (2 - lr * wd)) / eff_grad_norm

@@ -43,6 +43,26 @@ from bnwd.theory.symbolic import (
     wd,
 )
 
+__all__ = [
+    "ESCAPE_ANGLE",
+    "ESCAPE_DELAY",
+    "ESCAPE_DELAY_LEADING",
+    "NOISE_FLOOR",
+    "NOISE_KICK",
+    "PLANE_ANGLE_MAP",
+    "PLANE_PERIOD",
+    "RESET_OVERSHOOT",
+    "STATEMENTS",
+    "WHOLE_PERIOD",
+    "escape_angle",
+    "escape_delay",
+    "noise_floor",
+    "overshoot",
+    "plane_period",
+    "plane_reset",
+    "whole_period",
+]
+
 _k = sp.Symbol("k", integer=True, nonnegative=True)
 _steps = sp.Symbol("K", positive=True)
 

@@ -27,6 +27,21 @@ from bnwd.theory.symbolic import (
     wd,
 )
 
+__all__ = [
+    "NORM_DECAY_FACTOR",
+    "NORM_DECAY_RATE",
+    "PERIOD_LENGTH",
+    "PERIOD_LENGTH_LEADING",
+    "STATEMENTS",
+    "decay_matrix",
+    "frequency_law",
+    "momentum_decay",
+    "momentum_period",
+    "period_approximation",
+    "period_length",
+    "pure_decay",
+]
+
 _z = sp.Symbol("z")
 _b = sp.Symbol("b", real=True)
 

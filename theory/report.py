@@ -10,6 +10,8 @@ import sympy as sp
 
 from bnwd.theory.symbolic import DIM, Statement
 
+__all__ = ["markdown", "summary", "write_report"]
+
 
 def summary(statements: Sequence[Statement]) -> dict:
     """JSON-ready summary: counts, whether all verified, and every statement's record."""

@@ -23,6 +23,17 @@ from bnwd.theory.symbolic import (
     weights,
 )
 
+__all__ = [
+    "STATEMENTS",
+    "Loss",
+    "effective_gradient",
+    "gradient_orthogonality",
+    "gradient_scaling",
+    "hessian_euler",
+    "hessian_scaling",
+    "loss_invariance",
+]
+
 Loss = Callable[[sp.Matrix], sp.Expr]
 
 _SI = "L(w) = f(w/‖w‖) with f arbitrary and twice differentiable, w ≠ 0, c > 0"

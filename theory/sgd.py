@@ -25,6 +25,19 @@ from bnwd.theory.symbolic import (
     weights,
 )
 
+__all__ = [
+    "ANGULAR_UPDATE",
+    "EFFECTIVE_GRAD_NORM",
+    "EFFECTIVE_LR",
+    "ELR_AFTER_STEP",
+    "SI_NORM_AFTER_STEP",
+    "STATEMENTS",
+    "angular_update",
+    "effective_lr",
+    "elr_map",
+    "norm_recursion",
+]
+
 EFFECTIVE_LR = lr / si_norm**2
 """η̃ = η/ρ²."""
 EFFECTIVE_GRAD_NORM = si_norm * grad_norm

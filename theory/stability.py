@@ -36,6 +36,17 @@ from bnwd.theory.symbolic import (
     weights,
 )
 
+__all__ = [
+    "CRITICAL_ELR",
+    "CRITICAL_SI_NORM",
+    "DESCENT_SI_NORM",
+    "STABILITY_THRESHOLD",
+    "STATEMENTS",
+    "descent_guarantee",
+    "minimum_instability",
+    "momentum_instability",
+]
+
 CRITICAL_ELR = 2 * (1 - lr * wd) / eff_sharpness
 """η̃_c = 2(1−ηλ)/s̃: GD leaves a minimum of effective sharpness s̃ once η̃ exceeds it."""
 CRITICAL_SI_NORM = sp.sqrt(lr * eff_sharpness / (2 * (1 - lr * wd)))

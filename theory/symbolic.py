@@ -22,6 +22,38 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+__all__ = [
+    "DIM",
+    "Statement",
+    "at",
+    "dot",
+    "eff_grad_norm",
+    "eff_sharpness",
+    "eff_smoothness",
+    "elr",
+    "elr_critical",
+    "elr_start",
+    "f",
+    "generic_si_loss",
+    "grad_norm",
+    "gradient",
+    "gradient_noise",
+    "hessian",
+    "in_domain",
+    "is_identically_zero",
+    "log_amplification",
+    "lr",
+    "lr_wd",
+    "momentum",
+    "norm",
+    "orthogonal_part",
+    "prove",
+    "scale",
+    "si_norm",
+    "wd",
+    "weights",
+]
+
 DIM = 3
 """Dimension of the generic weight vector. Three is the smallest in which a direction has more than one
 tangent degree of freedom, so nothing special to the circle can sneak into a proof."""

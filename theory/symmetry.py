@@ -25,6 +25,8 @@ from bnwd.theory.symbolic import (
     weights,
 )
 
+__all__ = ["STATEMENTS", "SYMMETRIC_CONFIG", "symmetry_invariants", "symmetry_step"]
+
 SYMMETRIC_CONFIG = (scale * lr, wd / scale, sp.sqrt(scale) * si_norm)
 """(η', λ', ρ₀') = (cη, λ/c, √c·ρ₀)."""
 

@@ -7,6 +7,8 @@ import argparse
 from bnwd.paper_checks.cli import options
 from bnwd.paper_checks.cli.printing import fmt
 
+__all__ = ["DESCRIPTION", "HELP", "PROGRESS", "add_options", "run"]
+
 HELP = "the paper's Fig. 2 as an analogue on Fashion-MNIST (four learning rates, 391 391 steps, a GPU)"
 DESCRIPTION = (
     "Train ConvNetSI c=32 at batch 128, λ=1e-3 and η in {1, 0.03, 0.01, 0.001} for as many steps as "

@@ -7,6 +7,8 @@ import argparse
 from bnwd.empirical.catalog import DATASET_NAMES
 from bnwd.paper_checks.cli import options
 
+__all__ = ["DESCRIPTION", "HELP", "PROGRESS", "add_options", "run"]
+
 HELP = "run the paper's claims as checks: verdicts, numbers, tolerances, figures"
 DESCRIPTION = (
     "Run each claim of the paper (C1-C10) as a check; print a table; write verdicts.json and one "

@@ -7,6 +7,8 @@ import time
 
 from bnwd.paper_checks.cli import options
 
+__all__ = ["DESCRIPTION", "HELP", "PROGRESS", "add_options", "run"]
+
 HELP = "theory, a simulated sweep and a small real sweep on digits, in one report (minutes on a CPU)"
 DESCRIPTION = "Verify the theory, simulate a grid, train a small grid on digits; write report.md with figures."
 PROGRESS = True

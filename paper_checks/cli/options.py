@@ -13,6 +13,22 @@ from pathlib import Path
 
 from bnwd.empirical.config import DOMAINS, RunSpec, domain_text, in_domain, value_type
 
+__all__ = [
+    "Parser",
+    "UsageError",
+    "add_command",
+    "add_spec_option",
+    "add_spec_options",
+    "add_together_option",
+    "numbers",
+    "positive_int",
+    "positive_number",
+    "prepare_out",
+    "require_gpu",
+    "resolve_device",
+    "spec_values",
+]
+
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 

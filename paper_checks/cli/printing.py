@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+__all__ = ["band_text", "fmt", "slope_text"]
+
 
 def fmt(value, width: int = 9, spec: str = ".1f") -> str:
     """``value`` formatted by ``spec`` and right-aligned in ``width``; ``—`` for None and non-finite values."""

@@ -7,6 +7,8 @@ import argparse
 from bnwd.paper_checks.cli import options
 from bnwd.paper_checks.cli.printing import band_text, fmt, slope_text
 
+__all__ = ["DESCRIPTION", "HELP", "add_options", "run"]
+
 HELP = "simulate a grid of (lr, wd, momentum) on a toy scale-invariant model in one batch"
 DESCRIPTION = (
     "Run the whole grid as one numpy batch; detect destabilisations and periods; compare them with "

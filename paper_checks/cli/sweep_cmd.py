@@ -11,6 +11,8 @@ from pathlib import Path
 from bnwd.paper_checks.cli import options
 from bnwd.paper_checks.cli.printing import band_text, fmt, slope_text
 
+__all__ = ["DESCRIPTION", "HELP", "add_options", "run"]
+
 _AXES = {"lr": "--lr", "wd": "--wd", "seed": "--seeds"}
 """The fields given as comma-separated lists on the command line, and their flags."""
 

@@ -7,6 +7,8 @@ import time
 
 from bnwd.paper_checks.cli import options
 
+__all__ = ["DESCRIPTION", "HELP", "add_options", "run"]
+
 HELP = "derive and verify every statement of the theory in sympy"
 DESCRIPTION = "Prove every statement symbolically; print ✓/✗ for each; write theory.md and theory.json."
 

@@ -7,6 +7,8 @@ import argparse
 from bnwd.paper_checks.cli import options
 from bnwd.paper_checks.cli.printing import band_text, fmt
 
+__all__ = ["DESCRIPTION", "HELP", "add_options", "run"]
+
 HELP = "train a scale-invariant net with SGD + weight decay, metrics online"
 DESCRIPTION = (
     "Train with every per-step metric computed online; write config.json, series.jsonl, "
