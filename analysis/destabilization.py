@@ -39,6 +39,7 @@ import numpy as np
 
 from bnwd.analysis.detection import find_jumps, find_spikes, frequency_interval, period_lengths, spike_statistic
 from bnwd.analysis.regimes import classify, screen
+from bnwd.analysis.schema import NormControl
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -297,7 +298,14 @@ def _undetermined(reason: str, diverged: int | None) -> Periodicity:
 
 
 def analyze(
-    series: dict, *, lr, wd, momentum=0.0, norm_control="free", settings=DEFAULT_SETTINGS, band=SENSITIVITY_BAND
+    series: dict,
+    *,
+    lr,
+    wd,
+    momentum=0.0,
+    norm_control: NormControl = "free",
+    settings=DEFAULT_SETTINGS,
+    band=SENSITIVITY_BAND,
 ):
     """Destabilisations, periods and regime of one run or a batch, at ``settings`` and across ``band``.
 

@@ -23,6 +23,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from bnwd import theory
+from bnwd.analysis.schema import NormControl
 
 __all__ = ["MIN_SAMPLES", "REGIMES", "Regime", "classify", "screen"]
 
@@ -44,7 +45,7 @@ def _half_slope(log_y: np.ndarray) -> tuple[float, float]:
     return slope, float(np.sqrt(residual @ residual / max(segment.size - 2, 1) / (t @ t)))
 
 
-def classify(series: dict, events, *, lr, wd, momentum=0.0, norm_control="free") -> tuple[Regime, dict]:
+def classify(series: dict, events, *, lr, wd, momentum=0.0, norm_control: NormControl = "free") -> tuple[Regime, dict]:
     """The regime of one finite, gap-free run and the numbers that decided it (rules: the module docstring).
 
     Parameters

@@ -12,6 +12,7 @@ an optional integer or string (``diverged_at`` of a run that did not diverge) is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 __all__ = [
     "EVAL_FIELDS",
@@ -22,6 +23,7 @@ __all__ = [
     "SERIES_FIELDS",
     "SUMMARY_FIELDS",
     "Field",
+    "NormControl",
     "current_name",
     "validate",
 ]
@@ -79,7 +81,8 @@ EVAL_FIELDS = _table(
     Field("test_acc", "", "accuracy on the test set, as test_loss"),
 )
 
-NORM_CONTROLS = ("free", "fixed_norm", "fixed_elr")
+NormControl = Literal["free", "fixed_norm", "fixed_elr"]
+NORM_CONTROLS: tuple[NormControl, ...] = get_args(NormControl)
 """How ρ evolved: freely, projected back to a fixed norm after each step, or fixed so that η̃ is fixed."""
 
 SUMMARY_FIELDS = _table(

@@ -20,7 +20,7 @@ from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
 from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
 from bnwd.analysis.periods import ROUNDING_FLOOR, escape_floor, period_a_priori, periods_in_hindsight
 from bnwd.analysis.records import series_arrays
-from bnwd.analysis.schema import NORM_CONTROLS
+from bnwd.analysis.schema import NORM_CONTROLS, NormControl
 
 __all__ = [
     "a_priori_slope",
@@ -40,7 +40,7 @@ def summarize_run(
     wd,
     momentum=0.0,
     lr_effective=None,
-    norm_control="free",
+    norm_control: NormControl = "free",
     eff_sharpness=None,
     settings=DEFAULT_SETTINGS,
     error_floor=ROUNDING_FLOOR,

@@ -9,6 +9,7 @@ constant (the fixed-ELR mode is fixed_norm with ``lr = elr·ρ₀²``: :func:`lr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -17,9 +18,10 @@ from bnwd import theory
 from bnwd.analysis.schema import SERIES
 from bnwd.simulate.models import row_norms
 
-__all__ = ["MODES", "Trajectory", "initial_weights", "integrate", "lr_for_fixed_elr"]
+__all__ = ["MODES", "Mode", "Trajectory", "initial_weights", "integrate", "lr_for_fixed_elr"]
 
-MODES = ("free", "fixed_norm")
+Mode = Literal["free", "fixed_norm"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def integrate(
     *,
     steps: int,
     momentum=0.0,
-    mode: str = "free",
+    mode: Mode = "free",
     si_norm0=1.0,
     seed: int = 0,
     record_every: int = 1,
