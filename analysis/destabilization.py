@@ -326,6 +326,19 @@ def analyze(
     Returns
     -------
     Periodicity, or a list of them for 2-D input
+
+    Examples
+    --------
+    A sawtooth ρ that jumps back every 100 steps, the loss spiking with it:
+
+    >>> import numpy as np
+    >>> t = np.arange(600)
+    >>> rho = 3.0 * np.exp(-0.01 * (t % 100))
+    >>> loss = np.where(t % 100 < 3, 1.0, 1e-3) * (1 + 0.01 * np.sin(t))
+    >>> series = {"si_norm": rho, "elr": 1 / rho**2, "angular_update": np.full(600, 0.01), "loss": loss}
+    >>> found = analyze(series, lr=1.0, wd=0.005)
+    >>> found.events.tolist(), found.period, found.regime
+    ([99, 199, 299, 399, 499], 100.0, 'periodic')
     """
     one_d = np.ndim(series["si_norm"]) == 1
     arrays = {k: None if v is None else np.atleast_2d(np.asarray(v, dtype=np.float64)) for k, v in series.items()}

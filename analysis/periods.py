@@ -87,6 +87,13 @@ def period_from_bottom(
     -------
     ndarray, shape (n,)
         NaN where η̃_s or η̃_c is missing; no decay where η̃_s is already past the threshold.
+
+    Examples
+    --------
+    η̃ bottoms out 2 steps after the jump at 0.01 and grows by (1−ηλ)⁻² a step to 0.1:
+
+    >>> period_from_bottom([0], [2], [0.01], [0.1], lr=1.0, wd=0.01).round(2)
+    array([116.55])
     """
     start, bottom = np.asarray(start, dtype=np.float64), np.asarray(bottom, dtype=np.float64)
     elr_start = np.asarray(elr_start, dtype=np.float64)
