@@ -40,14 +40,15 @@ from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
 from bnwd.analysis.records import append_jsonl, current_record, make_durable, read_jsonl, write_json
 from bnwd.analysis.summary import summarize_records
-from bnwd.empirical.curvature import CONFIDENCE, effective_sharpness
+from bnwd.empirical.curvature import effective_sharpness
+from bnwd.empirical.eigensolvers import CONFIDENCE
 from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 from bnwd.empirical.tracking import CrossingSearch, locate_crossing
 
 SHARPNESS_TOL = 1e-3
-"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`), which also
-certifies that λ_max is at most :data:`~empirical.curvature.MISS_TOL` above it at
-:data:`~empirical.curvature.CONFIDENCE`."""
+"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.eigensolvers.top_eigenvalues`), which also
+certifies that λ_max is at most :data:`~empirical.eigensolvers.MISS_TOL` above it at
+:data:`~empirical.eigensolvers.CONFIDENCE`."""
 
 SYNC_EVERY = 64
 """Steps between transfers of the buffered values to the host, by default."""
@@ -420,8 +421,8 @@ class Monitor:
 
     def _measure_past(self, step: int, looked_back: bool = False) -> float | None:
         """η̃·s̃ at ``step`` (s̃ of its batch at the weights before its update, λ_max by Lanczos to
-        :data:`SHARPNESS_TOL` and certified to :data:`~empirical.curvature.MISS_TOL`, cold-started: a warm start saves
-        nothing under the certificate, :func:`~empirical.curvature.krylov_margin`): measured before, or now
+        :data:`SHARPNESS_TOL` and certified to :data:`~empirical.eigensolvers.MISS_TOL`, cold-started: a warm start
+        saves nothing under the certificate, :func:`~empirical.eigensolvers.krylov_margin`): measured before, or now
         from the weights kept into its record; None if the step is no longer kept. With ``looked_back``, the
         measurement goes to the schedule, and a crossing it brackets is located."""
         record = self._record(step)
@@ -442,15 +443,15 @@ class Monitor:
             loss_fn=_summed(self.loss_fn),
             tol=SHARPNESS_TOL,
         )
-        if not found["converged"]:
+        if not found.eigen.converged:
             warnings.warn(
-                f"Monitor: s̃ at step {step} is not certified within {found['n_hvp']} HVPs (λ_max "
-                f"{found['sharpness']:.4g}, at most {found['sharpness_upper_bound']:.4g} at {CONFIDENCE:.0%} "
+                f"Monitor: s̃ at step {step} is not certified within {found.eigen.n_hvp} HVPs (λ_max "
+                f"{found.sharpness:.4g}, at most {found.eigen.upper_bound:.4g} at {CONFIDENCE:.0%} "
                 "confidence); recorded as measured",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        record |= {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
+        record |= {"sharpness": found.sharpness, "eff_sharpness": found.eff_sharpness}
         if self.not_computed:
             return None
         record["elr_times_sharpness"] = record["elr"] * record["eff_sharpness"]
