@@ -10,7 +10,7 @@ Setups (float32, CPU unless CUDA is available, BatchNorm in train mode unless sa
 
 Rows, each cold-started (a fresh operator, a random start vector), the median of ``--repeats`` runs:
 
-* ``bnwd lanczos``: :func:`empirical.curvature.top_eigenvalues` at the tracking's tolerance (tol 1e-3, λ_max
+* ``bnwd lanczos``: :func:`empirical.eigensolvers.top_eigenvalues` at the tracking's tolerance (tol 1e-3, λ_max
   certified within 1 % at 99 % confidence), default HVP mode (the gradient graph built once, each HVP one backward
   pass through it), and the same with ``mode="jvp"``;
 * ``bnwd lanczos, residual only``: the same without the certificate (``miss_tol=inf``), the rule before issue 28,
@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from _results import add_out_option, write_results
 
-from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
+from bnwd.empirical.curvature import HessianOperator
 from bnwd.empirical.data import load_dataset
+from bnwd.empirical.eigensolvers import top_eigenvalues
 from bnwd.empirical.monitor import SHARPNESS_TOL
 from bnwd.empirical.nets import ConvNetSI
 
@@ -148,11 +149,11 @@ def run(width: int, device: torch.device, repeats: int) -> tuple[dict, list[dict
     dense = size <= 5000
     if dense:
         op = HessianOperator(model, batches, params)
-        (vals, _, info), seconds = _timed(lambda: top_eigenvalues(op, 1, method="dense"), 1)
-        reference, reference_name = float(vals[0]), "dense"
+        found, seconds = _timed(lambda: top_eigenvalues(op, 1, method="dense"), 1)
+        reference, reference_name = float(found.eigenvalues[0]), "dense"
     else:
-        vals, _, info = top_eigenvalues(HessianOperator(model, batches, params), 1, tol=1e-10, max_hvp=3000)
-        reference, reference_name = float(vals[0]), f"lanczos tol 1e-10 ({info['n_hvp']} HVPs)"
+        found = top_eigenvalues(HessianOperator(model, batches, params), 1, tol=1e-10, max_hvp=3000)
+        reference, reference_name = float(found.eigenvalues[0]), f"lanczos tol 1e-10 ({found.n_hvp} HVPs)"
     print(f"\n== ConvNetSI c={width}, 1000 digits as one batch, after 50 GD steps ({device}): n = {size} SI weights")
     print(
         f"   reference λ_max = {reference:.6g} ({reference_name}); bare HVP {bare * 1e3:.1f} ms, "
@@ -166,20 +167,20 @@ def run(width: int, device: torch.device, repeats: int) -> tuple[dict, list[dict
     setup |= {"bare_hvp_ms": bare * 1e3, "gradient_graph_ms": build * 1e3, "bnwd_hvp_ms": matvec * 1e3}
     rows = []
     if dense:
-        rows.append(_row("dense", "train", reference, info["n_hvp"], seconds, bare, reference))
+        rows.append(_row("dense", "train", reference, found.n_hvp, seconds, bare, reference))
     for name, kwargs, mode in (
         ("bnwd lanczos", {"tol": SHARPNESS_TOL}, "double_backward"),
         ("bnwd lanczos, jvp", {"tol": SHARPNESS_TOL}, "jvp"),
         ("bnwd lanczos, residual only", {"tol": SHARPNESS_TOL, "miss_tol": math.inf}, "double_backward"),
         ("power", {"method": "power", "tol": 1e-4, "max_hvp": 2000}, "double_backward"),
     ):
-        (vals, _, info), seconds = _timed(
+        found, seconds = _timed(
             lambda kwargs=kwargs, mode=mode: top_eigenvalues(
                 HessianOperator(model, batches, params, mode=mode), 1, **kwargs
             ),
             repeats,
         )
-        rows.append(_row(name, "train", float(vals[0]), info["n_hvp"], seconds, bare, reference))
+        rows.append(_row(name, "train", float(found.eigenvalues[0]), found.n_hvp, seconds, bare, reference))
     if pyhessian is not None:
         (lam, n_hvp), seconds = _timed(lambda: _pyhessian_top(model, x, y, device), repeats)
         rows.append(_row("pyhessian, all weights", "eval", lam, n_hvp, seconds, bare, reference))
@@ -198,7 +199,7 @@ def warm_start(width: int, device: torch.device) -> list[dict]:
     """HVPs and seconds of a cold and a warm Lanczos (the tracking's tolerance) after one gradient step of relative
     size 1e-3, printed and returned as rows."""
     model, batches, params = _setup(width, device)
-    _, vecs, _ = top_eigenvalues(HessianOperator(model, batches, params), 1, tol=SHARPNESS_TOL)
+    vecs = top_eigenvalues(HessianOperator(model, batches, params), 1, tol=SHARPNESS_TOL).eigenvectors
     grads = torch.autograd.grad(F.cross_entropy(model(batches[0][0]), batches[0][1]), params)
     with torch.no_grad():
         rho, g = torch.cat([p.reshape(-1) for p in params]).norm(), torch.cat([d.reshape(-1) for d in grads]).norm()
@@ -206,11 +207,19 @@ def warm_start(width: int, device: torch.device) -> list[dict]:
     print(f"\n== warm start, c={width}, one gradient step later:")
     rows = []
     for name, v0 in (("cold", None), ("warm", vecs[:, 0])):
-        (vals, _, info), seconds = _timed(
+        found, seconds = _timed(
             lambda v0=v0: top_eigenvalues(HessianOperator(model, batches, params), 1, tol=SHARPNESS_TOL, v0=v0), 3
         )
-        print(f"   lanczos {name}: λ = {vals[0]:.6g}, {info['n_hvp']} HVPs, {seconds:.3f} s")
-        rows.append({"width": width, "start": name, "eigenvalue": vals[0], "n_hvp": info["n_hvp"], "seconds": seconds})
+        print(f"   lanczos {name}: λ = {found.eigenvalues[0]:.6g}, {found.n_hvp} HVPs, {seconds:.3f} s")
+        rows.append(
+            {
+                "width": width,
+                "start": name,
+                "eigenvalue": found.eigenvalues[0],
+                "n_hvp": found.n_hvp,
+                "seconds": seconds,
+            }
+        )
     return rows
 
 

@@ -34,7 +34,7 @@ FILES = ("series.jsonl", "eval.jsonl", "summary.json")
 CHILD = """
 import os, sys
 from pathlib import Path
-import bnwd.empirical.checkpoints, bnwd.empirical.monitor
+import bnwd.empirical.checkpoints, bnwd.empirical.record_stream
 from bnwd.empirical.runs import RunSpec, build_trainer
 
 out, steps, fault, nth = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -45,14 +45,14 @@ def armed():
     return calls["n"] == nth
 
 if fault == "chunk":
-    append = bnwd.empirical.monitor.append_jsonl
+    append = bnwd.empirical.record_stream.append_jsonl
     def append_then_die(path, records, offset):
         if armed():
             with open(path, "r+b" if Path(path).exists() else "wb") as f:
                 f.seek(offset); f.truncate(); f.write(b'{"step": 1, "lo')
             os._exit(3)
         return append(path, records, offset)
-    bnwd.empirical.monitor.append_jsonl = append_then_die
+    bnwd.empirical.record_stream.append_jsonl = append_then_die
 elif fault in ("checkpoint", "rename"):
     replace = os.replace
     target = "checkpoint.pt" if fault == "checkpoint" else "checkpoint.prev.pt"

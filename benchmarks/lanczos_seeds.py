@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from _results import add_out_option, write_results
 from sklearn.datasets import load_digits
 
-from bnwd.empirical.curvature import HessianOperator, top_eigenvalues
+from bnwd.empirical.curvature import HessianOperator
+from bnwd.empirical.eigensolvers import top_eigenvalues
 from bnwd.empirical.monitor import SHARPNESS_TOL
 from bnwd.empirical.nets import ConvNetSI
 
@@ -65,12 +66,12 @@ def main() -> None:
     rows, references, summaries = [], [], []
     for case, batches in (("full", [(x, y)]), ("minibatch", [(x[:128], y[:128])])):
         op = HessianOperator(model, batches, params)
-        vals, _, info = top_eigenvalues(op, 1, tol=1e-10, max_hvp=1000)
-        reference = float(vals[0])
-        power, _, _ = top_eigenvalues(op, 1, method="power", tol=1e-300, max_hvp=300)
+        found = top_eigenvalues(op, 1, tol=1e-10, max_hvp=1000)
+        reference = float(found.eigenvalues[0])
+        power = top_eigenvalues(op, 1, method="power", tol=1e-300, max_hvp=300).eigenvalues
         print(
-            f"\n== {case}: n = {op.size}; reference λ_max {reference:.6f} (Lanczos tol 1e-10, {info['n_hvp']} HVPs, "
-            f"converged {info['converged']}); power iteration, 300 steps: {power[0]:.6f}"
+            f"\n== {case}: n = {op.size}; reference λ_max {reference:.6f} (Lanczos tol 1e-10, {found.n_hvp} HVPs, "
+            f"converged {found.converged}); power iteration, 300 steps: {power[0]:.6f}"
         )
         references.append(
             {"case": case, "n": op.size, "reference": reference, "reference_n_hvp": info["n_hvp"]}
@@ -79,12 +80,12 @@ def main() -> None:
         for rule, options in RULES.items():
             start = time.perf_counter()
             for seed in range(args.seeds):
-                vals, _, info = top_eigenvalues(op, 1, tol=SHARPNESS_TOL, seed=seed, **options)
-                error = (reference - vals[0]) / reference
+                found = top_eigenvalues(op, 1, tol=SHARPNESS_TOL, seed=seed, **options)
+                error = (reference - found.eigenvalues[0]) / reference
                 rows.append(
-                    {"case": case, "rule": rule, "seed": seed, "eigenvalue": vals[0], "reference": reference}
-                    | {"rel_error": error, "n_hvp": info["n_hvp"], "converged": info["converged"]}
-                    | {"upper_bound": info["upper_bound"]}
+                    {"case": case, "rule": rule, "seed": seed, "eigenvalue": found.eigenvalues[0]}
+                    | {"reference": reference, "rel_error": error, "n_hvp": found.n_hvp, "converged": found.converged}
+                    | {"upper_bound": found.upper_bound}
                 )
             seconds = (time.perf_counter() - start) / args.seeds
             mine = [r for r in rows if r["case"] == case and r["rule"] == rule]

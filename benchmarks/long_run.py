@@ -23,7 +23,7 @@ from pathlib import Path
 from _results import add_out_option, write_results
 
 import bnwd.empirical.checkpoints
-import bnwd.empirical.monitor
+import bnwd.empirical.record_stream
 import bnwd.empirical.trainer
 from bnwd.empirical.runs import RunSpec, build_trainer
 
@@ -57,7 +57,7 @@ def main() -> None:
     spec = RunSpec(width=args.width, train_subset=128, batch_size=32, lr=1.0, wd=0.01, steps=args.steps, device="cpu")
     spent: dict[str, float] = {}
     for name in ("append_jsonl", "make_durable"):  # records appended; the stream made durable before a checkpoint
-        timed(bnwd.empirical.monitor, name, spent)
+        timed(bnwd.empirical.record_stream, name, spent)
     for name in ("save_checkpoint", "write_json", "write_jsonl"):
         timed(bnwd.empirical.trainer, name, spent)
     for every in (args.checkpoint_every, 0):

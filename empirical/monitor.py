@@ -9,8 +9,11 @@ post-hooks do, such as a projection registered before the monitor), and η, λ, 
 decay); for any other optimizer it records what is well defined and names what it does not compute
 (:attr:`Monitor.not_computed`). On a schedule it measures the effective sharpness s̃ = ρ²λ_max densely where η̃·s̃
 is predicted to cross the stability threshold (:mod:`empirical.tracking`), from the weights of the last K steps
-kept in a shadow model, so the training is untouched. :meth:`Monitor.close` writes the records and returns the
-run's summary: destabilisations, periods, regime and the forecast of the next period.
+kept in a shadow model, so the training is untouched (:mod:`empirical.sharpness_schedule`). The records go to
+``series.jsonl`` as the run goes (:mod:`empirical.record_stream`); :meth:`Monitor.close` writes the rest and
+returns the run's summary (:func:`analysis.summary.summarize_records`): destabilisations, periods, regime and the
+forecast of the next period. The monitor coordinates these parts: its hooks, the buffering and the theory's
+quantities are its own, its checkpoint state is assembled from theirs.
 
 The hooks see the gradient the optimizer applies: clipped if the loop clipped it, accumulated over micro-batches
 if it accumulated, unscaled by a ``GradScaler`` (which unscales before it steps). A step the scaler skips calls no
@@ -24,11 +27,8 @@ the sharpness schedule needs η̃ to decide); a run that diverges is recorded up
 
 from __future__ import annotations
 
-import copy
 import math
-import os
 import warnings
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -38,22 +38,21 @@ import torch.nn.functional as F
 
 from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
-from bnwd.analysis.records import append_jsonl, current_record, make_durable, read_jsonl, write_json
+from bnwd.analysis.records import write_json
 from bnwd.analysis.summary import summarize_records
-from bnwd.empirical.curvature import CONFIDENCE, effective_sharpness
+from bnwd.empirical.record_stream import RecordStream
 from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
-from bnwd.empirical.tracking import CrossingSearch, locate_crossing
+from bnwd.empirical.sharpness_schedule import SharpnessSchedule
+
+__all__ = ["SHARPNESS_TOL", "SYNC_EVERY", "THEORY_QUANTITIES", "Monitor", "theory_covers"]
 
 SHARPNESS_TOL = 1e-3
-"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.curvature.top_eigenvalues`), which also
-certifies that λ_max is at most :data:`~empirical.curvature.MISS_TOL` above it at
-:data:`~empirical.curvature.CONFIDENCE`."""
+"""Relative error bound of each measured λ_max (Lanczos, :func:`empirical.eigensolvers.top_eigenvalues`), which also
+certifies that λ_max is at most :data:`~empirical.eigensolvers.MISS_TOL` above it at
+:data:`~empirical.eigensolvers.CONFIDENCE`."""
 
 SYNC_EVERY = 64
 """Steps between transfers of the buffered values to the host, by default."""
-
-STREAM_CHUNK = 256
-"""Records appended to ``series.jsonl`` at a time, at least, while a run goes on."""
 
 THEORY_QUANTITIES = ("elr", "eff_grad_norm", "elr_times_sharpness", "summary")
 """What an optimizer outside the theory's reach gets no value for."""
@@ -74,15 +73,6 @@ def theory_covers(optimizer: torch.optim.Optimizer) -> str | None:
         if group.get("momentum", 0.0) and group.get("dampening", 0.0):
             return "momentum with dampening"
     return None
-
-
-def _summed(loss_fn: Callable) -> Callable:
-    """``loss_fn(outputs, targets)`` (a mean) as the sum :class:`empirical.curvature.HessianOperator` expects."""
-
-    def summed(outputs, targets, reduction="sum"):
-        return loss_fn(outputs, targets) * targets.shape[0]
-
-    return summed
 
 
 def _distributed_rank() -> int:
@@ -106,9 +96,10 @@ class Monitor:
     loss_fn : callable
         ``loss_fn(outputs, targets)``, the mean loss the loop trains on; used for the SI search and for s̃.
     out : path, optional
-        Where the records are streamed to ``series.jsonl`` in chunks of :data:`STREAM_CHUNK` as the run goes (so
-        that memory stays flat), and where :meth:`close` writes ``config.json`` and ``summary.json`` (only rank 0
-        under DDP). Without it the records stay in memory.
+        Where the records are streamed to ``series.jsonl`` in chunks of
+        :data:`empirical.record_stream.STREAM_CHUNK` as the run goes (so that memory stays flat), and where
+        :meth:`close` writes ``config.json`` and ``summary.json`` (only rank 0 under DDP). Without it the records
+        stay in memory.
     sharpness_every : int
         K > 0 measures s̃ at least every K steps, densely where η̃·s̃ is predicted to cross the stability threshold
         and at the step before ρ rises; the upward crossing before each destabilisation is located to one step.
@@ -122,6 +113,17 @@ class Monitor:
         The SI groups when the caller found them already; the probe then only serves s̃.
     on_records : callable, optional
         Called with each list of records as they reach the host (a logger's hook).
+
+    Attributes
+    ----------
+    record_stream : RecordStream
+        The records on the host: the latest in memory, the others in ``series.jsonl``.
+    sharpness_schedule : SharpnessSchedule or None
+        Where and when s̃ is measured; None without ``sharpness_every``.
+    step : int
+        Optimizer steps taken.
+    not_computed : dict
+        What is not computed (a name of :data:`THEORY_QUANTITIES`) and why.
     """
 
     def __init__(
@@ -182,23 +184,29 @@ class Monitor:
         self.closed = False
         self._last_hyper: tuple[float, float, float] | None = None  # η, λ, β of the last step
         self._lr_varies = False
-        self._records: list[dict] = []  # those not yet streamed out to ``series.jsonl``
-        # With ``out``, records leave memory for the stream once the sharpness schedule can no longer revisit them.
-        self._stream = None if self.out is None or _distributed_rank() != 0 else self.out / "series.jsonl"
-        self._written, self._offset = 0, 0  # records and bytes in the stream
-        self._keep = 4 * (self.sharpness_every + 1) if self.sharpness_every else 0
+        # With ``out``, records leave memory for the stream once the sharpness schedule can no longer revisit them:
+        # those of its last K + 1 steps, with room to spare.
+        self.record_stream = RecordStream(
+            None if self.out is None or _distributed_rank() != 0 else self.out / "series.jsonl",
+            keep=4 * (self.sharpness_every + 1) if self.sharpness_every else 0,
+        )
         self._pending: list[tuple[dict, torch.Tensor, int, dict]] = []  # record, device values, #grads, log()
         self._before: tuple | None = None  # what the pre-hook saw, until the post-hook
         self._stepped_since_log = False
         self._unsettled: int | None = None  # a step whose sharpness schedule is still to be run
-        self._search = self._shadow = None
-        self._history: deque = deque(maxlen=self.sharpness_every + 1)
-        if self.sharpness_every:
-            self._search = CrossingSearch(math.inf, self.sharpness_every)
-            self._shadow = copy.deepcopy(model).train()
-            positions = {id(p): i for i, p in enumerate(model.parameters())}
-            shadow = list(self._shadow.parameters())  # deepcopy keeps the order: the SI weights sit where they do
-            self._shadow_si = [shadow[positions[id(p)]] for p in self.si_params]
+        self.sharpness_schedule = (
+            SharpnessSchedule(
+                model,
+                self.si_params,
+                self.probe,
+                loss_fn,
+                self.sharpness_every,
+                SHARPNESS_TOL,
+                self.record_stream.record,
+            )
+            if self.sharpness_every
+            else None
+        )
         self._handles = [
             optimizer.register_step_pre_hook(self._pre_hook),
             optimizer.register_step_post_hook(self._post_hook),
@@ -271,8 +279,8 @@ class Monitor:
         """The step's gradient and weights, before the optimizer moves them."""
         hyper = self._hyperparameters()
         grads = [p.grad for p in self.si_params if p.grad is not None]
-        if self.sharpness_every:
-            self._history.append([self.step, [p.detach().clone() for p in self.model.parameters()], None])
+        if self.sharpness_schedule is not None:
+            self.sharpness_schedule.keep_weights(self.step)
         per_tensor = torch._foreach_norm(self.si_params)
         self._before = (hyper, self._flat_si(), [*torch._foreach_norm(grads), *per_tensor], len(grads))
 
@@ -310,11 +318,11 @@ class Monitor:
         self._stepped_since_log = False
         if self._pending:
             self._pending[-1][3].update(values)
-        elif self._records and self._records[-1]["step"] == self.step - 1:  # on the host already (records())
-            self._records[-1] |= {key: float(value) for key, value in values.items()}
-            self._note_divergence(self._records[-1])
-        if batch is not None and self._history:
-            self._history[-1][2] = [batch] if isinstance(batch, tuple) else list(batch)
+        elif (record := self.record_stream.record(self.step - 1)) is not None:  # on the host already (records())
+            record |= {key: float(value) for key, value in values.items()}
+            self._note_divergence(record)
+        if batch is not None and self.sharpness_schedule is not None:
+            self.sharpness_schedule.keep_batch(batch)
         if len(self._pending) >= self.sync_every:
             self._flush()
         self._settle()
@@ -352,19 +360,10 @@ class Monitor:
                 self._note_divergence(record)
                 if self.diverged_at is not None:
                     break
-            self._records.extend(kept)
+            self.record_stream.extend(kept)
             if self.on_records is not None:
                 self.on_records(kept)
-        if len(self._records) - self._keep >= STREAM_CHUNK:
-            self._stream_out()
-
-    def _stream_out(self, everything: bool = False) -> None:
-        """Append the records the schedule no longer needs (``everything``: all) to ``series.jsonl``."""
-        n = len(self._records) - (0 if everything else self._keep)
-        if self._stream is None or n <= 0:
-            return
-        self._offset = append_jsonl(self._stream, self._records[:n], self._offset)
-        self._records, self._written = self._records[n:], self._written + n
+        self.record_stream.stream_chunk()
 
     @staticmethod
     def _add_theory(records: list[dict]) -> None:
@@ -386,80 +385,18 @@ class Monitor:
         """The per-step records so far (the :data:`analysis.schema.SERIES_FIELDS` and the values given to
         :meth:`log`), brought to the host: those streamed to ``series.jsonl`` read back, then those in memory."""
         self._flush()
-        streamed = read_jsonl(self._stream)[: self._written] if self._written else []
-        return streamed + self._records
+        return self.record_stream.records()
 
     # --- sharpness on a schedule --------------------------------------------------------------------------
 
-    def _record(self, step: int) -> dict | None:
-        """The record of ``step`` if it is still in memory (not yet streamed out), else None."""
-        index = step - self._records[0]["step"] if self._records else -1
-        return self._records[index] if 0 <= index < len(self._records) else None
-
     def _settle(self) -> None:
-        """The sharpness schedule of the step just taken: the step before it measured when ρ rose on it
-        (:meth:`empirical.tracking.CrossingSearch.look_back`), this one when due, a crossing they bracket located."""
+        """The sharpness schedule of the step just taken, once its record is on the host
+        (:meth:`empirical.sharpness_schedule.SharpnessSchedule.settle`)."""
         step, self._unsettled = self._unsettled, None
         if step is None or self.diverged_at is not None:
             return
         self._flush()
-        record = self._record(step)
-        lr, wd, momentum = record["lr"], record["wd"], record["momentum"]
-        # without a threshold (momentum outside the theory's domain) s̃ is measured every K steps only
-        covered = not self.not_computed and theory.monotone_decay(lr, wd, momentum)
-        self._search.threshold = float(theory.stability_threshold(lr, wd, momentum)) if covered else math.inf
-        previous = self._record(step - 1)
-        rising = previous is not None and record["si_norm"] > previous["si_norm"]
-        if self._search.look_back(step, rising):
-            self._measure_past(step - 1, looked_back=True)
-        if self._search.due(step, theory.effective_lr(lr, record["si_norm"])):
-            self._measure_past(step)
-            bracket = self._search.update(step, theory.effective_lr(lr, record["si_norm"]), record["eff_sharpness"])
-            if bracket:
-                locate_crossing(*bracket, self._measure_past, self._search.threshold)
-
-    def _measure_past(self, step: int, looked_back: bool = False) -> float | None:
-        """η̃·s̃ at ``step`` (s̃ of its batch at the weights before its update, λ_max by Lanczos to
-        :data:`SHARPNESS_TOL` and certified to :data:`~empirical.curvature.MISS_TOL`, cold-started: a warm start saves
-        nothing under the certificate, :func:`~empirical.curvature.krylov_margin`): measured before, or now
-        from the weights kept into its record; None if the step is no longer kept. With ``looked_back``, the
-        measurement goes to the schedule, and a crossing it brackets is located."""
-        record = self._record(step)
-        if record is None:
-            return None
-        if "eff_sharpness" in record and not looked_back:
-            return record.get("elr_times_sharpness", math.nan)
-        kept = {t: (weights, batches) for t, weights, batches in self._history}
-        if step not in kept:
-            return None
-        weights, batches = kept[step]
-        with torch.no_grad():
-            torch._foreach_copy_(list(self._shadow.parameters()), weights)
-        found = effective_sharpness(
-            self._shadow,
-            batches or [self.probe],
-            si_params=self._shadow_si,
-            loss_fn=_summed(self.loss_fn),
-            tol=SHARPNESS_TOL,
-        )
-        if not found["converged"]:
-            warnings.warn(
-                f"Monitor: s̃ at step {step} is not certified within {found['n_hvp']} HVPs (λ_max "
-                f"{found['sharpness']:.4g}, at most {found['sharpness_upper_bound']:.4g} at {CONFIDENCE:.0%} "
-                "confidence); recorded as measured",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        record |= {"sharpness": found["sharpness"], "eff_sharpness": found["eff_sharpness"]}
-        if self.not_computed:
-            return None
-        record["elr_times_sharpness"] = record["elr"] * record["eff_sharpness"]
-        if looked_back:
-            elr = record["elr"]
-            bracket = self._search.update(step, elr, record["eff_sharpness"], looked_back=True)
-            if bracket:
-                locate_crossing(*bracket, self._measure_past, self._search.threshold)
-        return record["elr_times_sharpness"]
+        self.sharpness_schedule.settle(step, theory_applies=not self.not_computed)
 
     # --- the run ------------------------------------------------------------------------------------------
 
@@ -469,38 +406,25 @@ class Monitor:
         only (``torch.load(weights_only=True)`` reads them)."""
         self._settle()
         self._flush()
-        self._stream_out()
-        if self._stream is not None and self._stream.exists():
-            make_durable(self._stream)
         return {
             "step": self.step,
-            "written": self._written,
-            "offset": self._offset,
-            "records": self._records,
+            **self.record_stream.state_dict(),
             "skipped_steps": self.skipped_steps,
             "last_hyper": self._last_hyper,
             "lr_varies": self._lr_varies,
-            "search": None if self._search is None else dict(vars(self._search)),
+            "search": None if self.sharpness_schedule is None else self.sharpness_schedule.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Go on from :meth:`state_dict`'s ``state``: the stream is cut back to the length it had then (what a run
         killed later wrote after it, a chunk cut short included), the schedule resumes (its kept weights are gone).
         ``ValueError`` if the stream is shorter than that."""
-        if self._stream is not None:
-            size = self._stream.stat().st_size if self._stream.exists() else 0
-            if size < state["offset"]:
-                raise ValueError(
-                    f"{self._stream} holds {size} bytes, fewer than the {state['offset']} of the checkpoint: "
-                    "the records are damaged; start the run again in a new folder"
-                )
-            os.truncate(self._stream, state["offset"])
-        self.step, self._written, self._offset = state["step"], state["written"], state["offset"]
-        self._records, self.skipped_steps = [current_record(r) for r in state["records"]], state["skipped_steps"]
+        self.record_stream.load_state_dict(state)
+        self.step, self.skipped_steps = state["step"], state["skipped_steps"]
         self._last_hyper = None if state["last_hyper"] is None else tuple(state["last_hyper"])
         self._lr_varies = state["lr_varies"]
-        if self._search is not None and state["search"] is not None:
-            vars(self._search).update(state["search"])
+        if self.sharpness_schedule is not None and state["search"] is not None:
+            self.sharpness_schedule.load_state_dict(state["search"])
 
     def config(self) -> dict:
         """What ``config.json`` holds: the optimizer, η, λ, β at the last step (and whether η varied), ρ₀, the SI
@@ -548,8 +472,8 @@ class Monitor:
         for handle in self._handles:
             handle.remove()
         self.closed = True
-        if self._stream is not None:
-            self._stream_out(everything=True)
+        if self.record_stream.path is not None:
+            self.record_stream.stream_out(everything=True)
             write_json(self.out / "config.json", config)
             if summary is not None:
                 write_json(self.out / "summary.json", summary)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bnwd.empirical import monitor as empirical_monitor
+from bnwd.empirical import record_stream
 from bnwd.empirical.checkpoints import CURRENT, PREVIOUS, load_checkpoint, save_checkpoint
 from bnwd.empirical.runs import RunSpec, build_trainer
 from bnwd.paper_checks.cli import main
@@ -21,10 +22,10 @@ KILL_RESUME = Path(__file__).resolve().parents[1] / "benchmarks" / "kill_resume.
 
 
 def test_records_leave_memory_for_the_stream_as_the_run_goes(tmp_path, monkeypatch):
-    monkeypatch.setattr(empirical_monitor, "STREAM_CHUNK", 16)
+    monkeypatch.setattr(record_stream, "STREAM_CHUNK", 16)
     trainer = build_trainer(replace(SPEC, steps=200), tmp_path)
     in_memory = []
-    trainer.run(progress=False, after_step=lambda step: in_memory.append(len(trainer.monitor._records)))
+    trainer.run(progress=False, after_step=lambda step: in_memory.append(len(trainer.monitor.record_stream.in_memory)))
     # one chunk plus one transfer's worth at most, whatever the length of the run
     assert max(in_memory) < 16 + empirical_monitor.SYNC_EVERY
     lines = (tmp_path / "series.jsonl").read_text(encoding="utf-8").splitlines()

@@ -1,4 +1,5 @@
-"""Tests of empirical.curvature: HVPs against dense Hessians, eigen/trace estimators, SI identities, side effects."""
+"""Tests of empirical.curvature and empirical.eigensolvers: HVPs against dense Hessians, eigen/trace estimators, the
+certificate of λ_max, SI identities, side effects."""
 
 from __future__ import annotations
 
@@ -18,17 +19,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from bnwd.empirical.curvature import (
-    CONFIDENCE,
-    MISS_TOL,
-    HessianOperator,
-    batch_sharpness,
-    effective_sharpness,
-    hutchinson_trace,
-    krylov_margin,
-    krylov_weight_bound,
-    top_eigenvalues,
-)
+from bnwd.empirical.curvature import HessianOperator, batch_sharpness, effective_sharpness, hutchinson_trace
+from bnwd.empirical.eigensolvers import CONFIDENCE, MISS_TOL, krylov_margin, krylov_weight_bound, top_eigenvalues
 from bnwd.empirical.nets import ConvNetSI
 from bnwd.empirical.scale_invariance import exact_batchnorm_
 
@@ -152,16 +144,18 @@ def test_top_eigenvalues_lanczos_and_power_match_dense(k, mode):
     model, batches, params = _convnet(0, width=1)
     op = HessianOperator(model, batches, params, mode=mode)
     dense = np.linalg.eigvalsh(_dense_convnet(0))[::-1][:k]
-    vals_l, vecs_l, info_l = top_eigenvalues(op, k, method="lanczos", tol=1e-8)
-    assert info_l["method"] == "lanczos" and info_l["converged"] and info_l["n_hvp"] > 0
+    lanczos = top_eigenvalues(op, k, method="lanczos", tol=1e-8)
+    vals_l, vecs_l = lanczos.eigenvalues, lanczos.eigenvectors
+    assert lanczos.method == "lanczos" and lanczos.converged and lanczos.n_hvp > 0
     assert np.all(np.abs(vals_l - dense) <= 1e-4 * np.abs(dense))
     assert vecs_l.shape == (op.size, k)
     # Eigen-equation through the operator itself.
     for j in range(k):
         hv = op.matvec(torch.from_numpy(vecs_l[:, j])).numpy()
         assert np.linalg.norm(hv - vals_l[j] * vecs_l[:, j]) <= 1e-4 * abs(vals_l[j])
-    vals_p, _, info_p = top_eigenvalues(op, k, method="power", tol=1e-10, max_hvp=3000)
-    assert info_p["method"] == "power" and info_p["converged"]
+    power = top_eigenvalues(op, k, method="power", tol=1e-10, max_hvp=3000)
+    vals_p = power.eigenvalues
+    assert power.method == "power" and power.converged
     assert np.all(np.abs(vals_p - dense) <= 1e-4 * np.abs(dense))
     assert np.all(np.diff(vals_p) <= 0) and np.all(np.diff(vals_l) <= 0)
 
@@ -170,7 +164,7 @@ def test_top_eigenvalues_lanczos_and_power_match_dense(k, mode):
 def test_warm_start_from_a_nearby_eigenvector_is_as_accurate(method):
     model, batches, params = _convnet(0, width=1)
     dense = np.linalg.eigvalsh(_dense_convnet(0))[-1]
-    cold_vals, cold_vecs, cold = top_eigenvalues(HessianOperator(model, batches, params), 1, method=method, tol=1e-6)
+    cold = top_eigenvalues(HessianOperator(model, batches, params), 1, method=method, tol=1e-6)
     # A nearby Hessian: the same net after a small perturbation of its SI weights.
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -179,13 +173,13 @@ def test_warm_start_from_a_nearby_eigenvector_is_as_accurate(method):
     op = HessianOperator(model, batches, params)
     want = np.linalg.eigvalsh(op.dense().numpy())[-1]
     assert abs(want - dense) > 1e-8 * abs(dense)  # the perturbation moved the spectrum
-    warm_vals, _, warm = top_eigenvalues(op, 1, method=method, tol=1e-6, v0=cold_vecs[:, 0])
-    assert warm["converged"] and abs(warm_vals[0] - want) <= 1e-4 * abs(want)
-    assert abs(cold_vals[0] - dense) <= 1e-4 * abs(dense)
+    warm = top_eigenvalues(op, 1, method=method, tol=1e-6, v0=cold.eigenvectors[:, 0])
+    assert warm.converged and abs(warm.eigenvalues[0] - want) <= 1e-4 * abs(want)
+    assert abs(cold.eigenvalues[0] - dense) <= 1e-4 * abs(dense)
     if method == "power":
-        assert warm["n_hvp"] < cold["n_hvp"]
+        assert warm.n_hvp < cold.n_hvp
     else:  # certified from v0/‖v0‖ + z as from z, which takes a few more steps (krylov_margin's warm start)
-        assert cold["n_hvp"] <= warm["n_hvp"] <= 1.2 * cold["n_hvp"]
+        assert cold.n_hvp <= warm.n_hvp <= 1.2 * cold.n_hvp
 
 
 def test_bad_start_vector():
@@ -210,19 +204,19 @@ def test_power_finds_largest_algebraic_eigenvalue_when_most_negative_dominates()
 
     sop = Shifted(model, batches, params, mode="double_backward")
     want = np.linalg.eigvalsh(h - shift * np.eye(op.size))[::-1][:2]
-    vals, _, info = top_eigenvalues(sop, 2, method="power", tol=1e-12, max_hvp=20_000)
-    assert info["converged"]
-    assert np.all(np.abs(vals - want) <= 1e-4 * np.abs(want))
+    found = top_eigenvalues(sop, 2, method="power", tol=1e-12, max_hvp=20_000)
+    assert found.converged
+    assert np.all(np.abs(found.eigenvalues - want) <= 1e-4 * np.abs(want))
 
 
 def test_lanczos_k_equal_n_is_the_whole_spectrum():
     model, batches, _ = _mlp(1)
     op = HessianOperator(model, batches, [model.fc2.weight])  # n = 15
-    vals, vecs, info = top_eigenvalues(op, op.size, method="lanczos", tol=1e-10)
-    assert info["converged"] and info["n_hvp"] == op.size
+    found = top_eigenvalues(op, op.size, method="lanczos", tol=1e-10)
+    assert found.converged and found.n_hvp == op.size
     want = np.linalg.eigvalsh(_dense_hessian(model, batches, [model.fc2.weight]).numpy())[::-1]
-    np.testing.assert_allclose(vals, want, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(vecs.T @ vecs, np.eye(op.size), atol=1e-8)
+    np.testing.assert_allclose(found.eigenvalues, want, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(found.eigenvectors.T @ found.eigenvectors, np.eye(op.size), atol=1e-8)
 
 
 @settings(max_examples=6)
@@ -233,21 +227,21 @@ def test_lanczos_error_bound_holds_and_it_stops_early(seed, tol):
     model, batches, params = _convnet(seed % 7, width=1)
     want = np.linalg.eigvalsh(_dense_convnet(seed % 7))[-1]
     op = HessianOperator(model, batches, params)
-    vals, _, info = top_eigenvalues(op, 1, tol=tol, seed=seed)
-    assert info["converged"] and abs(vals[0] - want) <= tol * abs(want)
-    _, _, tight = top_eigenvalues(op, 1, tol=1e-10, seed=seed)
-    assert info["n_hvp"] <= tight["n_hvp"]
+    found = top_eigenvalues(op, 1, tol=tol, seed=seed)
+    assert found.converged and abs(found.eigenvalues[0] - want) <= tol * abs(want)
+    tight = top_eigenvalues(op, 1, tol=1e-10, seed=seed)
+    assert found.n_hvp <= tight.n_hvp
     # the certificate sets a floor of HVPs; above it, and without it, the residual rule stops as early as it may
-    _, _, alone = top_eigenvalues(op, 1, tol=tol, miss_tol=math.inf, seed=seed)
-    _, _, tight_alone = top_eigenvalues(op, 1, tol=1e-10, miss_tol=math.inf, seed=seed)
-    assert alone["n_hvp"] <= info["n_hvp"] and (tol < 1e-3 or alone["n_hvp"] < tight_alone["n_hvp"])
+    alone = top_eigenvalues(op, 1, tol=tol, miss_tol=math.inf, seed=seed)
+    tight_alone = top_eigenvalues(op, 1, tol=1e-10, miss_tol=math.inf, seed=seed)
+    assert alone.n_hvp <= found.n_hvp and (tol < 1e-3 or alone.n_hvp < tight_alone.n_hvp)
 
 
 def test_lanczos_budget_exhausted_is_nan_not_a_number():
     model, batches, params = _convnet(0, width=1)
-    vals, vecs, info = top_eigenvalues(HessianOperator(model, batches, params), 2, tol=1e-12, max_hvp=3)
-    assert not info["converged"] and info["n_hvp"] == 3
-    assert np.isnan(vals).all() and np.isnan(vecs).all()
+    found = top_eigenvalues(HessianOperator(model, batches, params), 2, tol=1e-12, max_hvp=3)
+    assert not found.converged and found.n_hvp == 3
+    assert np.isnan(found.eigenvalues).all() and np.isnan(found.eigenvectors).all()
 
 
 def test_double_backward_keeps_one_graph_and_matches_jvp():
@@ -377,17 +371,17 @@ def test_effective_sharpness_scale_invariant(c):
     model, batches, params = _convnet(11, width=1)
     names = [n for n, _ in model.named_parameters() if n.startswith("conv_layers")]
     base = effective_sharpness(model, batches, tol=1e-10)  # SI group found automatically
-    assert base["n_params"] == sum(p.numel() for p in params)
+    assert base.eigen.eigenvectors.shape == (sum(p.numel() for p in params), 1)
     rho = float(torch.cat([p.detach().reshape(-1) for p in params]).norm())
-    assert abs(base["si_norm"] - rho) <= 1e-12 * rho
-    assert base["eff_sharpness"] == pytest.approx(rho**2 * base["sharpness"], rel=1e-12)
+    assert abs(base.si_norm - rho) <= 1e-12 * rho
+    assert base.eff_sharpness == pytest.approx(rho**2 * base.sharpness, rel=1e-12)
 
     scaled = _scaled_copy(model, names, c)
     sparams = [p for n, p in scaled.named_parameters() if n in names]
     out = effective_sharpness(scaled, batches, sparams, tol=1e-10)
-    assert out["eff_sharpness"] == pytest.approx(base["eff_sharpness"], rel=1e-6)
-    assert out["sharpness"] == pytest.approx(base["sharpness"] / c**2, rel=1e-6)
-    assert out["si_norm"] == pytest.approx(c * base["si_norm"], rel=1e-12)
+    assert out.eff_sharpness == pytest.approx(base.eff_sharpness, rel=1e-6)
+    assert out.sharpness == pytest.approx(base.sharpness / c**2, rel=1e-6)
+    assert out.si_norm == pytest.approx(c * base.si_norm, rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -507,10 +501,10 @@ def test_every_start_seed_finds_the_top_of_a_convnet_hessian():
     model, batches, params = _convnet(1, width=1)
     want = np.linalg.eigvalsh(_dense_convnet(1))[-1]
     op = HessianOperator(model, batches, params)
-    found = np.array([top_eigenvalues(op, 1, tol=1e-3, seed=seed)[0][0] for seed in range(100)])
+    found = np.array([top_eigenvalues(op, 1, tol=1e-3, seed=seed).eigenvalues[0] for seed in range(100)])
     assert np.all(np.abs(found - want) <= MISS_TOL * want)
-    vals, _, info = top_eigenvalues(op, 1, tol=1e-3, miss_tol=math.inf, seed=72)
-    assert info["converged"] and vals[0] < 0.6 * want
+    alone = top_eigenvalues(op, 1, tol=1e-3, miss_tol=math.inf, seed=72)
+    assert alone.converged and alone.eigenvalues[0] < 0.6 * want
 
 
 _UNLUCKY = special.betaincinv(0.5, (300 - 1) / 2, 1 - CONFIDENCE)
@@ -523,19 +517,20 @@ def test_lanczos_finds_the_top_from_any_start_but_the_unluckiest(seed, gap, exce
     # The guarantee, deterministic: from a start whose weight on u_1 is above the (1 − confidence) quantile of a
     # random start's, however little, the certified answer is within miss_tol of λ_max, whatever the gaps.
     h, lam, _ = _with_weight_on_the_start(seed, 300, gap, _UNLUCKY * excess, bulk)
-    vals, _, info = top_eigenvalues(_Matrix(h), 1, tol=1e-3, seed=seed)
-    assert info["converged"] and info["n_hvp"] < 300
-    assert lam[0] - MISS_TOL * abs(vals[0]) <= vals[0] <= lam[0] + 1e-9 <= info["upper_bound"] + 1e-9
+    found = top_eigenvalues(_Matrix(h), 1, tol=1e-3, seed=seed)
+    top = found.eigenvalues[0]
+    assert found.converged and found.n_hvp < 300
+    assert lam[0] - MISS_TOL * abs(top) <= top <= lam[0] + 1e-9 <= found.upper_bound + 1e-9
 
 
 def test_without_the_certificate_a_lower_pair_passes_for_the_top():
     # The control: the residual rule alone (miss_tol = inf, main's rule) stops near λ_2, 10 % below λ_max and
     # well above the rest, and says converged, from the kind of start that the certified rule handles above.
     h, lam, _ = _with_weight_on_the_start(0, 300, 0.1, _UNLUCKY * 10, bulk=0.5)
-    vals, _, info = top_eigenvalues(_Matrix(h), 1, tol=1e-3, miss_tol=math.inf, seed=0)
-    assert info["converged"] and vals[0] < 0.95 * lam[0]
-    certified, _, info = top_eigenvalues(_Matrix(h), 1, tol=1e-3, seed=0)
-    assert info["converged"] and certified[0] == pytest.approx(lam[0], rel=1e-3)
+    alone = top_eigenvalues(_Matrix(h), 1, tol=1e-3, miss_tol=math.inf, seed=0)
+    assert alone.converged and alone.eigenvalues[0] < 0.95 * lam[0]
+    certified = top_eigenvalues(_Matrix(h), 1, tol=1e-3, seed=0)
+    assert certified.converged and certified.eigenvalues[0] == pytest.approx(lam[0], rel=1e-3)
 
 
 @settings(max_examples=15)
@@ -545,9 +540,10 @@ def test_a_warm_start_orthogonal_to_the_top_does_not_fool_it(seed, gap, weight):
     # so the certificate holds whatever v0 (with probability `confidence` over z).
     h, lam, u = _spectrum_with_close_top(seed, 300, gap)
     v0 = np.sqrt(1 - weight) * u[:, 1] + np.sqrt(weight) * u[:, 0]
-    vals, _, info = top_eigenvalues(_Matrix(h), 1, tol=1e-3, seed=seed, v0=v0)
-    assert info["converged"]
-    assert lam[0] - MISS_TOL * abs(vals[0]) <= vals[0] <= lam[0] + 1e-9 <= info["upper_bound"] + 1e-9
+    found = top_eigenvalues(_Matrix(h), 1, tol=1e-3, seed=seed, v0=v0)
+    top = found.eigenvalues[0]
+    assert found.converged
+    assert lam[0] - MISS_TOL * abs(top) <= top <= lam[0] + 1e-9 <= found.upper_bound + 1e-9
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def test_sharpness_is_that_of_the_steps_batch_before_its_update(digits):
     batch = (digits[0][-64:], digits[1][-64:])
     direct = effective_sharpness(model, [batch], monitor.si_params, tol=SHARPNESS_TOL)  # the weights before step 5
     _loop(model, optimizer, batch, 1, monitor=monitor)  # step 5 on that batch
-    assert monitor.records()[5]["eff_sharpness"] == direct["eff_sharpness"]
+    assert monitor.records()[5]["eff_sharpness"] == direct.eff_sharpness
 
 
 def test_steps_a_grad_scaler_skips_leave_no_record(digits):

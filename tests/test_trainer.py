@@ -188,7 +188,7 @@ def test_sharpness_is_recorded_and_each_crossing_located_to_one_step(tmp_path):
     probe.run(progress=False)
     batches = [(probe.data.train_x, probe.data.train_y)]
     at_step = effective_sharpness(probe.model, batches, probe.si_params, tol=SHARPNESS_TOL)  # at the live weights
-    assert at_step["eff_sharpness"] == measured[up[0]]["eff_sharpness"]
+    assert at_step.eff_sharpness == measured[up[0]]["eff_sharpness"]
     # measuring changes nothing in the training
     plain = build_trainer(replace(spec, sharpness_every=0), tmp_path / "plain")
     plain.run(progress=False)
