@@ -74,8 +74,8 @@ def main() -> None:
             f"converged {found.converged}); power iteration, 300 steps: {power[0]:.6f}"
         )
         references.append(
-            {"case": case, "n": op.size, "reference": reference, "reference_n_hvp": info["n_hvp"]}
-            | {"reference_converged": info["converged"], "power_300_steps": power[0]}
+            {"case": case, "n": op.size, "reference": reference, "reference_n_hvp": found.n_hvp}
+            | {"reference_converged": found.converged, "power_300_steps": power[0]}
         )
         for rule, options in RULES.items():
             start = time.perf_counter()
