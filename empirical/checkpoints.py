@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+__all__ = ["load_checkpoint", "save_checkpoint"]
+
 CURRENT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 _DIGEST = 32
 

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from bnwd.empirical.monitor import Monitor
 
+__all__ = ["MonitorCallback"]
+
 try:
     import lightning.pytorch as pl
 except ImportError as error:  # pragma: no cover - the test environment has lightning

@@ -28,6 +28,20 @@ from bnwd.empirical.data import SEEDED, TRAIN_SIZES, load_dataset
 from bnwd.empirical.nets import build_model
 from bnwd.empirical.trainer import Trainer, steps_per_epoch
 
+__all__ = [
+    "MeasuredRun",
+    "build_trainer",
+    "cuda_numerics",
+    "is_finished",
+    "read_run",
+    "resolve_device",
+    "run_id",
+    "spec_steps",
+    "together_groups",
+    "train_run",
+    "train_runs",
+]
+
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Fields that change where or how a run is executed, not its numbers: kept out of the run id.
 _NOT_HASHED = ("device", "checkpoint_every", "channels_last")

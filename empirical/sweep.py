@@ -37,6 +37,20 @@ from bnwd.analysis.summary import frequency_slope_band
 from bnwd.empirical.runs import RunSpec, is_finished, read_run, run_id, together_groups, train_runs
 from bnwd.simulate.plots import plot_period_vs_lr_wd
 
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "RETRIES",
+    "GridError",
+    "SweepResult",
+    "aggregate",
+    "expand_grid",
+    "load_grid_file",
+    "open_client",
+    "pending",
+    "run_row",
+    "run_sweep",
+]
+
 _FIELD_TYPES = {f.name: {part.strip() for part in str(f.type).split("|")} for f in fields(RunSpec)}
 RETRIES = 2
 """Re-runs of a task that raised (a worker's death is counted separately, by the scheduler)."""

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+__all__ = ["CrossingSearch", "locate_crossing"]
+
 
 class CrossingSearch:
     """The measurement schedule of η̃·s̃ around a threshold (see the module docstring).

@@ -29,6 +29,8 @@ from bnwd.empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from bnwd.empirical.monitor import Monitor
 from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 
+__all__ = ["Trainer", "eval_steps", "steps_per_epoch"]
+
 
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:
     """Optimiser steps in one pass over ``n_train`` samples: one in full-batch mode, else ``⌈n/B⌉`` minibatches

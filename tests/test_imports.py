@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,32 @@ def test_a_users_own_modules_shadow_nothing(tmp_path):
     assert Path(done.stdout.strip()).resolve() == ROOT / "simulate" / "integrate.py"
     control = subprocess.run([sys.executable, "-c", "import simulate"], cwd=tmp_path, capture_output=True, text=True)
     assert "the user's own simulate.py was imported" in control.stderr  # the folder is first on sys.path
+
+
+def _declares_all(path: Path) -> bool:
+    targets = [
+        target
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+    ]
+    # `__all__, __getattr__, __dir__ = lazy_exports(...)` in a package's __init__
+    names = [getattr(t, "id", None) for target in targets for t in getattr(target, "elts", [target])]
+    return "__all__" in names
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_every_module_names_its_public_names(layer):
+    modules = [path for path in (ROOT / layer).rglob("*.py") if path.name != "__main__.py"]
+    lacking = [str(path.relative_to(ROOT)) for path in modules if not _declares_all(path)]
+    assert not lacking, f"modules without __all__: {lacking}"
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_package_exports_what_it_names(layer):
+    package = importlib.import_module(f"bnwd.{layer}")
+    assert package.__all__, f"bnwd.{layer} names no entry point"
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018

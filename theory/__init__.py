@@ -8,33 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from bnwd.theory import equilibrium, escape, period, scale_invariance, sgd, stability, symmetry
-from bnwd.theory.numeric import (
-    angular_update,
-    critical_elr,
-    critical_si_norm,
-    descent_si_norm,
-    effective_grad_norm,
-    effective_lr,
-    elr_after_step,
-    equilibrium_angular_update,
-    equilibrium_angular_update_leading,
-    equilibrium_elr,
-    equilibrium_si_norm,
-    escape_angle,
-    escape_delay,
-    monotone_decay,
-    noise_floor,
-    norm_decay_factor,
-    period_length,
-    period_length_leading,
-    plane_period,
-    si_norm_after_step,
-    stability_threshold,
-    symmetric_config,
-    validate,
-    whole_period,
-)
+from bnwd.theory import equilibrium, escape, numeric, period, scale_invariance, sgd, stability, symmetry
+from bnwd.theory.numeric import *  # noqa: F403  (the package is numeric's public face)
 from bnwd.theory.symbolic import Statement
 
 STATEMENTS: tuple[Callable[[], Statement], ...] = (
@@ -54,32 +29,4 @@ def derive_all() -> Iterator[Statement]:
     return (statement() for statement in STATEMENTS)
 
 
-__all__ = [
-    "STATEMENTS",
-    "Statement",
-    "angular_update",
-    "critical_elr",
-    "critical_si_norm",
-    "derive_all",
-    "descent_si_norm",
-    "effective_grad_norm",
-    "effective_lr",
-    "elr_after_step",
-    "equilibrium_angular_update",
-    "equilibrium_angular_update_leading",
-    "equilibrium_elr",
-    "equilibrium_si_norm",
-    "escape_angle",
-    "escape_delay",
-    "monotone_decay",
-    "noise_floor",
-    "norm_decay_factor",
-    "period_length",
-    "period_length_leading",
-    "plane_period",
-    "si_norm_after_step",
-    "stability_threshold",
-    "symmetric_config",
-    "validate",
-    "whole_period",
-]
+__all__ = ["STATEMENTS", "Statement", "derive_all", *numeric.__all__]

@@ -19,6 +19,33 @@ import sympy as sp
 from bnwd.theory import equilibrium, escape, period, sgd, stability, symmetry
 from bnwd.theory import symbolic as s
 
+__all__ = [
+    "angular_update",
+    "critical_elr",
+    "critical_si_norm",
+    "descent_si_norm",
+    "effective_grad_norm",
+    "effective_lr",
+    "elr_after_step",
+    "equilibrium_angular_update",
+    "equilibrium_angular_update_leading",
+    "equilibrium_elr",
+    "equilibrium_si_norm",
+    "escape_angle",
+    "escape_delay",
+    "monotone_decay",
+    "noise_floor",
+    "norm_decay_factor",
+    "period_length",
+    "period_length_leading",
+    "plane_period",
+    "si_norm_after_step",
+    "stability_threshold",
+    "symmetric_config",
+    "validate",
+    "whole_period",
+]
+
 _PREDICATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "> 0": lambda a: a > 0,
     ">= 0": lambda a: a >= 0,
