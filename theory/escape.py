@@ -23,7 +23,7 @@ from __future__ import annotations
 import sympy as sp
 
 from bnwd.theory.equilibrium import EQUILIBRIUM_ANGULAR_UPDATE
-from bnwd.theory.period import PERIOD_LENGTH, _as_log
+from bnwd.theory.period import PERIOD_LENGTH, as_log
 from bnwd.theory.sgd import ANGULAR_UPDATE, ELR_AFTER_STEP
 from bnwd.theory.stability import CRITICAL_ELR
 from bnwd.theory.symbolic import (
@@ -135,7 +135,7 @@ def whole_period() -> Statement:
     a term of order √ηλ, and the frequency is ∝ ηλ only while ``√(2ηλ ln A) ≪ ln(η̃_c/η̃_s)``."""
 
     def residual():
-        scaled = 2 * lr_wd * _as_log(WHOLE_PERIOD).subs(wd, lr_wd / lr)
+        scaled = 2 * lr_wd * as_log(WHOLE_PERIOD).subs(wd, lr_wd / lr)
         excess = (scaled - sp.log(elr_critical / elr_start)) / sp.sqrt(2 * lr_wd * log_amplification)
         return sp.Matrix([sp.limit(excess, lr_wd, 0, "+") - 1])
 
@@ -192,7 +192,7 @@ def plane_period() -> Statement:
         delay = sp.Symbol("K", positive=True)
         escaped = (1 - lr * wd) ** (-2 * delay)
         reset = RESET_OVERSHOOT.subs(overshoot, escaped)
-        back = _as_log(PERIOD_LENGTH.subs({momentum: 0, elr_critical: 1, elr_start: reset}))
+        back = as_log(PERIOD_LENGTH.subs({momentum: 0, elr_critical: 1, elr_start: reset}))
         scaled = PLANE_PERIOD.subs(wd, lr_wd / lr) * sp.sqrt(lr_wd)
         return sp.Matrix(
             [

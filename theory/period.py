@@ -33,6 +33,7 @@ __all__ = [
     "PERIOD_LENGTH",
     "PERIOD_LENGTH_LEADING",
     "STATEMENTS",
+    "as_log",
     "decay_matrix",
     "frequency_law",
     "momentum_decay",
@@ -76,7 +77,7 @@ _t = sp.Symbol("t", integer=True, nonnegative=True)
 _DECAY = "zero gradient between destabilisations (‖g̃‖ = 0); 0 < ηλ < 1"
 
 
-def _as_log(expr):
+def as_log(expr):
     """``expr`` with ``log1p(x)`` written as ``log(1 + x)``, for sympy's simplification, series and limits."""
     return expr.replace(log1p, lambda x: sp.log(1 + x))
 
@@ -84,7 +85,7 @@ def _as_log(expr):
 def _on_derived_root(expr):
     """``expr`` with the numerically stable decay rate replaced by ``1 −`` the root as solved (equal by
     ``momentum_decay``), in log form."""
-    return _as_log(expr.subs(NORM_DECAY_RATE, 1 - _dominant_root()))
+    return as_log(expr.subs(NORM_DECAY_RATE, 1 - _dominant_root()))
 
 
 def _by_lr_wd(expr):
@@ -129,7 +130,7 @@ def period_length() -> Statement:
     def residual():
         period = sp.Symbol("T", positive=True)
         (solution,) = sp.solve(in_domain(elr_start * (1 - lr * wd) ** (-2 * period) - elr_critical), period)
-        return solution - in_domain(_as_log(PERIOD_LENGTH.subs(momentum, 0)))
+        return solution - in_domain(as_log(PERIOD_LENGTH.subs(momentum, 0)))
 
     return prove(
         "period_length",
