@@ -52,7 +52,6 @@ __all__ = [
     "rise_times",
 ]
 
-"""Fewest finite samples a series needs before anything is measured on it."""
 _START_WINDOW = 5
 _RISE_QUANTILE = 0.9  # the rise time covers 90 % of a run's jumps
 

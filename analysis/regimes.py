@@ -32,6 +32,7 @@ Regime = Literal[
 ]
 REGIMES: tuple[Regime, ...] = get_args(Regime)
 MIN_SAMPLES = 8
+"""Fewest finite samples a series needs before anything is measured on it."""
 _STATIONARY = 0.25  # equilibrium: quarters within 25 % of each other and of θ*
 _REPEAT_PERIODS = 3.0  # periodic: the last event within this many median periods of the end
 
