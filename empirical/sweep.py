@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import logging
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from bnwd.analysis.records import write_rows_csv
 from bnwd.analysis.summary import frequency_slope_band
+from bnwd.empirical.config import value_type
 from bnwd.empirical.runs import RunSpec, is_finished, read_run, run_id, together_groups, train_runs
 from bnwd.simulate.plots import plot_period_vs_lr_wd
 
@@ -51,7 +53,12 @@ __all__ = [
     "run_sweep",
 ]
 
-_FIELD_TYPES = {f.name: {part.strip() for part in str(f.type).split("|")} for f in fields(RunSpec)}
+_HINTS = typing.get_type_hints(RunSpec)
+_FIELD_TYPES = {
+    f.name: {value_type(RunSpec, f.name).__name__}
+    | ({"None"} if type(None) in typing.get_args(_HINTS[f.name]) else set())
+    for f in fields(RunSpec)
+}
 RETRIES = 2
 """Re-runs of a task that raised (a worker's death is counted separately, by the scheduler)."""
 CONNECT_TIMEOUT = 30.0
