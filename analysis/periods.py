@@ -36,6 +36,7 @@ from bnwd import theory
 
 __all__ = [
     "HORIZON",
+    "LABELS",
     "ROUNDING_FLOOR",
     "THRESHOLDS",
     "HorizonPredictions",
@@ -65,6 +66,15 @@ THRESHOLDS: dict[Threshold, str] = {
 }
 """Where a prediction at the horizon puts the end of a period; neither looks at the period's own end."""
 _PER_PERIOD_INPUT = {"sharpness": "sharpness", "past_events": "elr_start"}  # what the controls replace
+LABELS = {
+    "past_events": "past events",
+    "previous_period": "previous period",
+    "mean_of_others": "mean of the other periods",
+    "past_mean": "past mean",
+    "mean_input": "control: its input averaged",
+    "shuffled_input": "control: its input shuffled",
+}
+"""Words for a reader, per identifier of a threshold, baseline, control or forecaster (the keys of files)."""
 
 
 def period_from_bottom(

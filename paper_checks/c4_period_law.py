@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bnwd.analysis.periods import (
+    LABELS,
     THRESHOLDS,
     HorizonPredictions,
     PredictionScores,
@@ -138,7 +139,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     summary = (
         f"theory (s̃ at a quarter of the period): median |error| {errors['prediction']:.0%} over "
         f"{n_theory} periods; baselines and controls "
-        + ", ".join(f"{k} {v:.0%}" for k, v in errors.items() if k != "prediction")
+        + ", ".join(f"{LABELS[k]} {v:.0%}" for k, v in errors.items() if k != "prediction")
         + f" (need to beat both baselines, both controls worse, ≥ {settings['min_periods']} periods); law to the past "
         f"threshold {past_errors['prediction']:.0%} (baselines "
         f"{past_errors['previous_period']:.0%}, "

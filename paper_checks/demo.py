@@ -176,7 +176,7 @@ def _markdown(plan, statements, n_verified, real, simulated, predicted, runs, se
         ),
         "",
         "Each period is predicted when a quarter of the mean past period has gone by, from η̃ after the jump and "
-        "pure weight decay up to the η̃ at which the run destabilised before (`analysis.forecast`: nothing from the "
+        "pure weight decay up to the η̃ at which the run destabilised before (`analysis.periods`: nothing from the "
         "period's own end), and scored by the median |relative error| over the run's periods, beside two baselines; "
         "— where a run has too few periods.",
         "",

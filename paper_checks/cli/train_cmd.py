@@ -57,11 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_forecast(summary: dict) -> None:
     """Each period predicted from its first quarter against the baselines, and the next destabilisation."""
+    from bnwd.analysis.periods import LABELS  # here, not at the top: `bnwd train --help` loads no numpy
+
     for threshold, found in summary.get("period_forecast", {}).items():
-        errors = ", ".join(f"{name} {fmt(value, 0, '.0%')}" for name, value in found["errors"].items())
-        print(f"periods predicted at a quarter of their length, to {threshold} ({found['fed']}):")
+        errors = ", ".join(f"{LABELS.get(k, k)} {fmt(value, 0, '.0%')}" for k, value in found["errors"].items())
+        print(
+            f"periods predicted at a quarter of their length, to {LABELS.get(threshold, threshold)} ({found['fed']}):"
+        )
         print(f"  median |error| over {found['n_scored']} periods: {errors}")
-        coverage = ", ".join(f"{name} {fmt(value, 0, '.0%')}" for name, value in found["coverage"].items())
+        coverage = ", ".join(f"{LABELS.get(k, k)} {fmt(value, 0, '.0%')}" for k, value in found["coverage"].items())
         print(f"  forecast intervals ({found['level']:.0%} nominal) covered: {coverage}")
         upcoming = found["next"]
         if upcoming is not None:
