@@ -329,8 +329,9 @@ def find_spikes(signal, window, *, min_z: float = 5.0, min_jump: float | None = 
         The smallest significance, in standard errors of the signal's own noise.
     min_jump : float, optional
         The smallest size, ``max ln x[t, t+W) − mean ln x[t−W, t)``: a spike must also reach ``exp(min_jump)``
-        times the level before it. Without it, a noiseless signal (σ at its rounding) makes any bend significant:
-        a smooth exponential decay gives a "spike" where its log's curvature first shows; pass a size then.
+        times the level before it. Without it, a signal with no step-to-step noise (σ = 0, as a smooth decay held
+        at its floor) turns the rounding of the windows' sums into significance and can give a "spike": pass a
+        size for such signals.
 
     Returns
     -------
