@@ -5,6 +5,7 @@
   :mod:`~bnwd.analysis.regimes`;
 - how a period is predicted: :mod:`~bnwd.analysis.periods` (every prediction, named by what it is fed); the next
   destabilisation forecast online: :mod:`~bnwd.analysis.forecast`;
+- what happens at each destabilisation (the jump, the spike, the landing angle): :mod:`~bnwd.analysis.catapult`;
 - a run's summary row: :mod:`~bnwd.analysis.summary`; the names and files of every series:
   :mod:`~bnwd.analysis.schema` and :mod:`~bnwd.analysis.records`.
 """
@@ -19,6 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "regimes": ("REGIMES", "classify"),
         "periods": ("horizon_predictions", "period_a_priori", "period_from_bottom", "periods_in_hindsight"),
         "forecast": ("forecast", "run_forecast"),
+        "catapult": ("catapults", "summarize_catapults"),
         "summary": ("frequency_slope", "summarize_records", "summarize_run"),
         "schema": ("SERIES", "SUMMARY_FIELDS", "validate"),
         "records": ("read_jsonl", "read_series", "series_arrays"),

@@ -43,6 +43,7 @@ __all__ = [
     "PredictionScores",
     "Threshold",
     "convergence_depth",
+    "elr_bottom",
     "escape_floor",
     "horizon_inputs",
     "horizon_predictions",
@@ -121,9 +122,9 @@ def period_from_bottom(
     return (bottom - start) + decay
 
 
-def _bottom(elr: np.ndarray, start: int, stop: int) -> int:
-    """The step of η̃'s lowest value on ``(start, stop)``: the bottom after the jump at ``start`` (``start`` when
-    empty)."""
+def elr_bottom(elr: np.ndarray, start: int, stop: int) -> int:
+    """The index of η̃'s lowest value on ``(start, stop)``: the bottom after the jump at ``start`` (``start`` when
+    that is empty)."""
     return start + 1 + int(np.argmin(elr[start + 1 : stop])) if stop > start + 1 else start
 
 
@@ -216,7 +217,7 @@ def periods_in_hindsight(
         Predicted length of each period, in steps.
     """
     starts, ends = events[:-1], events[1:]
-    bottoms = np.array([_bottom(elr, s, e) for s, e in zip(starts, ends, strict=True)], dtype=int)
+    bottoms = np.array([elr_bottom(elr, s, e) for s, e in zip(starts, ends, strict=True)], dtype=int)
     elr_start = elr[bottoms]
     elr_critical = np.broadcast_to(np.asarray(elr_critical, dtype=np.float64), elr_start.shape)
     growth = None
@@ -275,7 +276,7 @@ def horizon_inputs(steps, elr, events, sharpness_steps, sharpness, *, horizon: f
         start, end = int(events[k]), int(events[k + 1])
         past_mean = float(lengths[:k].mean())
         cutoff = start + math.ceil(horizon * past_mean)
-        bottom = first + _bottom(elr, start - first, min(cutoff, int(steps[-1])) + 1 - first)
+        bottom = first + elr_bottom(elr, start - first, min(cutoff, int(steps[-1])) + 1 - first)
         measured = sharpness[(sharpness_steps > start) & (sharpness_steps <= cutoff)]
         rows["start"].append(start)
         rows["end"].append(end)

@@ -17,20 +17,17 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from labelled import labelled_runs
 
 from bnwd import theory
 from bnwd.analysis import destabilization as ds
 from bnwd.analysis.detection import find_spikes
-
-LABELLED = Path(__file__).parent / "data" / "labelled_runs"
 
 
 def joint_run(seed, *, n_events=8, period=80, jitter=0.3, spread=3, noise=0.02, decoys=True, bump=1.5, lr=1.0, wd=0.01):
@@ -122,13 +119,6 @@ def test_rise_time_follows_the_jump(spread):
     assert max(spread, 3) <= rise[0] <= max(spread, 3) + 2
 
 
-def _labelled():
-    meta = json.loads((LABELLED / "labels.json").read_text(encoding="utf-8"))["runs"]
-    for name, entry in meta.items():
-        table = np.genfromtxt(LABELLED / f"{name}.csv.gz", delimiter=",", names=True)
-        yield name, entry, {k: table[k] for k in table.dtype.names if k != "step"}
-
-
 def _matched(found, truth, tolerance) -> int:
     """Truth events with a found event within ``tolerance`` (each found event used once, the nearest first)."""
     free, count = list(found), 0
@@ -140,7 +130,9 @@ def _matched(found, truth, tolerance) -> int:
     return count
 
 
-@pytest.mark.parametrize(("name", "entry", "series"), list(_labelled()), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    ("name", "entry", "series"), list(labelled_runs()), ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_real_runs_against_independent_labels(name, entry, series):
     labels = np.array(entry["labels"])
     found = ds.analyze(series, lr=entry["run"]["lr"], wd=entry["run"]["wd"])
