@@ -838,3 +838,29 @@ def test_escape_delay_domain():
         numeric.escape_delay(10.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="log_amplification"):
         numeric.escape_delay(-1.0, 1.0, 0.01)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    lr_wd=st.floats(1e-3, 0.05),
+    jump=st.floats(0.1, 3.0),
+    slowdown=st.floats(1.0, 1.5),
+    spike_steps=st.integers(0, 10),
+)
+def test_catapult_period_counts_the_steps_of_its_own_assumptions(lr_wd, jump, slowdown, spike_steps):
+    # land at θ/g, grow by (1−ηλ)^{−2/s} a step until η̃_c: the formula is the step count, to the step
+    landing, far = 0.35, 50.0
+    critical = landing / far * math.exp(jump)
+    elr, steps = landing / far, 0
+    while elr < critical:
+        elr *= (1 - lr_wd) ** (-2 / slowdown)
+        steps += 1
+    predicted = float(numeric.catapult_period(critical, far, landing, slowdown, spike_steps, 1.0, lr_wd))
+    assert spike_steps + steps - 1 <= predicted <= spike_steps + steps
+    # the frequency law's leading order: T·ηλ → s·J/2
+    assert (predicted - spike_steps) * lr_wd == pytest.approx(slowdown * jump / 2, rel=lr_wd)
+
+
+def test_catapult_period_refuses_a_landing_above_the_threshold():
+    with pytest.raises(ValueError, match="landing"):
+        numeric.catapult_period(0.01, 10.0, 0.5, 1.0, 5, 1.0, 0.01)

@@ -13,9 +13,9 @@ import pytest
 import sympy as sp
 
 from bnwd import theory
-from bnwd.theory import equilibrium, escape, period, scale_invariance, sgd, stability
+from bnwd.theory import catapult, equilibrium, escape, period, scale_invariance, sgd, stability
 from bnwd.theory.report import markdown, summary, write_report
-from bnwd.theory.symbolic import f, is_identically_zero, lr, momentum, si_norm, wd, weights
+from bnwd.theory.symbolic import elr_critical, f, is_identically_zero, lr, momentum, si_norm, wd, weights
 
 SLOW = {"hessian_scaling", "hessian_euler", "angular_update", "momentum_equilibrium_angular_update"}
 
@@ -88,6 +88,12 @@ def test_identities_fail_for_a_loss_that_is_not_scale_invariant(identity, loss):
         (escape, "RESET_OVERSHOOT", 1 / ((1 - lr * wd) ** 2), escape.plane_reset),
         # the delay alone, the reset's decay forgotten
         (escape, "PLANE_PERIOD", escape.ESCAPE_DELAY, escape.plane_period),
+        # the quiet decay at pure weight decay's pace, its slowdown forgotten
+        (catapult, "CATAPULT_PERIOD", catapult.CATAPULT_PERIOD.subs(catapult.slowdown, 1), catapult.catapult_period),
+        # the ELR map's factor with η̃‖g̃‖ not squared
+        (catapult, "_elr_map_factor", lambda e, g: (1 - lr * wd) ** 2 + e * g, catapult.catapult_jump),
+        # the jump as the landing's own η̃ (θ_land alone), the far gradient forgotten
+        (catapult, "CATAPULT_JUMP", sp.log(elr_critical / catapult.landing_angle), catapult.catapult_frequency),
     ],
     ids=[
         "elr_map",
@@ -100,6 +106,9 @@ def test_identities_fail_for_a_loss_that_is_not_scale_invariant(identity, loss):
         "whole_period",
         "plane_reset",
         "plane_period",
+        "catapult_period",
+        "catapult_jump",
+        "catapult_frequency",
     ],
 )
 def test_a_wrong_formula_fails_to_verify(monkeypatch, module, name, wrong, statement):

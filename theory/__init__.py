@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from bnwd.theory import equilibrium, escape, numeric, period, scale_invariance, sgd, stability, symmetry
+from bnwd.theory import catapult, equilibrium, escape, numeric, period, scale_invariance, sgd, stability, symmetry
 from bnwd.theory.numeric import *  # noqa: F403  (the package is numeric's public face)
 from bnwd.theory.symbolic import Statement
 
@@ -20,6 +20,7 @@ STATEMENTS: tuple[Callable[[], Statement], ...] = (
     *stability.STATEMENTS,
     *period.STATEMENTS,
     *escape.STATEMENTS,
+    *catapult.STATEMENTS,
 )
 """Every statement of the theory, in reading order; calling one proves it."""
 

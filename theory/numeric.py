@@ -16,11 +16,12 @@ from collections.abc import Callable
 import numpy as np
 import sympy as sp
 
-from bnwd.theory import equilibrium, escape, period, sgd, stability, symmetry
+from bnwd.theory import catapult, equilibrium, escape, period, sgd, stability, symmetry
 from bnwd.theory import symbolic as s
 
 __all__ = [
     "angular_update",
+    "catapult_period",
     "critical_elr",
     "critical_si_norm",
     "descent_si_norm",
@@ -66,6 +67,10 @@ _DOMAIN = {
     "scale": "> 0",
     "log_amplification": "> 0",
     "gradient_noise": "> 0",
+    "far_grad_norm": "> 0",
+    "landing_angle": "> 0",
+    "slowdown": "> 0",
+    "spike_steps": ">= 0",
 }
 
 
@@ -128,6 +133,16 @@ _period_length_leading = _lambdify(period.PERIOD_LENGTH_LEADING, s.elr_start, s.
 _escape_delay = _lambdify(escape.ESCAPE_DELAY, s.log_amplification, s.lr, s.wd)
 _whole_period = _lambdify(escape.WHOLE_PERIOD, s.elr_start, s.elr_critical, s.log_amplification, s.lr, s.wd)
 _plane_period = _lambdify(escape.PLANE_PERIOD, s.log_amplification, s.lr, s.wd)
+_catapult_period = _lambdify(
+    catapult.CATAPULT_PERIOD,
+    s.elr_critical,
+    catapult.far_grad_norm,
+    catapult.landing_angle,
+    catapult.slowdown,
+    catapult.spike_steps,
+    s.lr,
+    s.wd,
+)
 _escape_angle = _lambdify(escape.ESCAPE_ANGLE, s.lr, s.wd)
 _noise_floor = _lambdify(escape.NOISE_FLOOR, s.eff_sharpness, s.gradient_noise, s.lr, s.wd)
 _symmetric_config = _lambdify(symmetry.SYMMETRIC_CONFIG, s.lr, s.wd, s.si_norm, s.scale)
@@ -347,6 +362,40 @@ def plane_period(log_amplification, lr, wd):
     """
     log_amplification, lr, wd = validate(("wd",), log_amplification=log_amplification, lr=lr, wd=wd)
     return _plane_period(log_amplification, lr, wd)
+
+
+def catapult_period(elr_critical, far_grad_norm, landing_angle, slowdown, spike_steps, lr, wd):
+    """The period a catapult sets (GD, β = 0): ``T = K + s·ln(η̃_c·g_far/θ_land)/(−2 ln(1−ηλ))``
+    (:func:`theory.catapult.catapult_period`): the spike's K steps, then the quiet decay, s times slower than pure
+    weight decay, from the landing η̃ = θ_land/g_far up to η̃_c.
+
+    Parameters
+    ----------
+    elr_critical : array_like
+        η̃_c > 0, where the next destabilisation comes.
+    far_grad_norm, landing_angle : array_like
+        g_far > 0 and θ_land > 0 with ``η̃_c·g_far ≥ θ_land`` (the landing below η̃_c).
+    slowdown : array_like
+        s > 0 (1: pure weight decay).
+    spike_steps : array_like
+        K ≥ 0.
+    lr, wd : array_like
+        η > 0, λ > 0 with ηλ < 1.
+    """
+    *constants, lr, wd = validate(
+        ("wd",),
+        elr_critical=elr_critical,
+        far_grad_norm=far_grad_norm,
+        landing_angle=landing_angle,
+        slowdown=slowdown,
+        spike_steps=spike_steps,
+        lr=lr,
+        wd=wd,
+    )
+    elr_critical, far_grad_norm, landing_angle = constants[:3]
+    if np.any(elr_critical * far_grad_norm < landing_angle):
+        raise ValueError("elr_critical * far_grad_norm must be >= landing_angle (the landing below η̃_c)")
+    return _catapult_period(*constants, lr, wd)
 
 
 def escape_angle(lr, wd):
