@@ -598,6 +598,15 @@ VALID = {
     "plane_period": {"log_amplification": 10.0, "lr": 0.1, "wd": 0.01},
     "escape_angle": {"lr": 0.1, "wd": 0.01},
     "noise_floor": {"eff_sharpness": 2.0, "gradient_noise": 1e-5, "lr": 0.1, "wd": 0.01},
+    "catapult_period": {
+        "elr_critical": 0.02,
+        "far_grad_norm": 50.0,
+        "landing_angle": 0.35,
+        "slowdown": 1.1,
+        "spike_steps": 5.0,
+        "lr": 0.1,
+        "wd": 0.01,
+    },
 }
 POSITIVE = {
     "lr",
@@ -610,8 +619,11 @@ POSITIVE = {
     "scale",
     "log_amplification",
     "gradient_noise",
+    "far_grad_norm",
+    "landing_angle",
+    "slowdown",
 }
-NON_NEGATIVE = {"wd", "grad_norm", "eff_grad_norm"}
+NON_NEGATIVE = {"wd", "grad_norm", "eff_grad_norm", "spike_steps"}
 STRICT = {  # arguments that must be > 0 although their symbol's domain is ≥ 0
     "equilibrium_si_norm": {"eff_grad_norm", "wd"},
     "equilibrium_elr": {"eff_grad_norm", "wd"},
@@ -621,6 +633,7 @@ STRICT = {  # arguments that must be > 0 although their symbol's domain is ≥ 0
     "whole_period": {"wd"},
     "plane_period": {"wd"},
     "noise_floor": {"wd"},
+    "catapult_period": {"wd"},
 }
 MONOTONE_DECAY = {"norm_decay_factor", "period_length", "period_length_leading", "stability_threshold"}
 
