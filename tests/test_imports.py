@@ -29,27 +29,26 @@ def _layer(module: str) -> str:
     return module.split(".")[1]
 
 
-STRAY: set[tuple[str, str]] = set()
-"""(module, target) for each import of a layer by its folder's name (``import theory``), filled by import_graph."""
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Module → the project modules it imports (``from a import b``: ``a.b`` if that is a module, else ``a``)."""
+def imported_names() -> dict[str, set[str]]:
+    """Module → every name its imports name (``from a import b``: ``a.b`` if that is a module, else ``a``)."""
     modules = {_module_name(path): path for layer in LAYERS for path in (ROOT / layer).rglob("*.py")}
-    graph = {name: set() for name in modules}
+    imported = {name: set() for name in modules}
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
+                imported[name].update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                # `from a import b`: the module a.b if there is one, else the name b of module a
-                targets = [f"{node.module}.{alias.name}" for alias in node.names]
-                targets = [target if target in modules else node.module for target in targets]
-            else:
-                continue
-            graph[name].update(target for target in targets if target in modules and target != name)
-            STRAY.update((name, target) for target in targets if target.split(".")[0] in LAYERS)
-    return graph
+                targets = (f"{node.module}.{alias.name}" for alias in node.names)
+                imported[name].update(target if target in modules else node.module for target in targets)
+    return imported
+
+
+IMPORTED = imported_names()
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the project modules it imports."""
+    return {name: {t for t in targets if t in IMPORTED and t != name} for name, targets in IMPORTED.items()}
 
 
 def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -72,7 +71,8 @@ def test_the_graph_sees_the_project():
 
 
 def test_every_import_is_under_bnwd():
-    assert not STRAY, f"imported by a folder's name, not as bnwd.<layer>: {sorted(STRAY)}"
+    stray = sorted((name, t) for name, targets in IMPORTED.items() for t in targets if t.split(".")[0] in LAYERS)
+    assert not stray, f"imported by a folder's name, not as bnwd.<layer>: {stray}"
 
 
 def test_no_import_circle():
