@@ -382,7 +382,7 @@ def catapult_period(elr_critical, far_grad_norm, landing_angle, slowdown, spike_
     lr, wd : array_like
         η > 0, λ > 0 with ηλ < 1.
     """
-    *constants, lr, wd = validate(
+    elr_critical, far_grad_norm, landing_angle, slowdown, spike_steps, lr, wd = validate(
         ("wd",),
         elr_critical=elr_critical,
         far_grad_norm=far_grad_norm,
@@ -392,10 +392,9 @@ def catapult_period(elr_critical, far_grad_norm, landing_angle, slowdown, spike_
         lr=lr,
         wd=wd,
     )
-    elr_critical, far_grad_norm, landing_angle = constants[:3]
     if np.any(elr_critical * far_grad_norm < landing_angle):
         raise ValueError("elr_critical * far_grad_norm must be >= landing_angle (the landing below η̃_c)")
-    return _catapult_period(*constants, lr, wd)
+    return _catapult_period(elr_critical, far_grad_norm, landing_angle, slowdown, spike_steps, lr, wd)
 
 
 def escape_angle(lr, wd):
