@@ -20,7 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "regimes": ("REGIMES", "classify"),
         "periods": ("horizon_predictions", "period_a_priori", "period_from_bottom", "periods_in_hindsight"),
         "forecast": ("forecast", "run_forecast"),
-        "catapult": ("catapults", "summarize_catapults"),
+        "catapult": ("catapult_constants", "catapults", "summarize_catapults"),
         "summary": ("frequency_slope", "summarize_records", "summarize_run"),
         "schema": ("SERIES", "SUMMARY_FIELDS", "validate"),
         "records": ("read_jsonl", "read_series", "series_arrays"),

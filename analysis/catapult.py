@@ -15,7 +15,10 @@ initialisation, is left out) :func:`catapults` measures:
   nothing to ρ).
 
 :func:`summarize_catapults` gives a run's medians and spreads, and the correlations of the jump with what came before
-it (the quiet decay's length, η̃ at the destabilisation, the peak loss).
+it (the quiet decay's length, η̃ at the destabilisation, the peak loss). :func:`catapult_constants` gives the few
+numbers the catapult simulator (:mod:`simulate.catapult`) is fed: the geometric means of η̃ at a destabilisation, of
+the far gradient and of the landing angle, with their spreads; the spike's length; and the quiet ‖g̃‖ as it relaxes
+after a landing, ``‖g̃‖²(τ) ≈ g_q²·exp(−2τ/τ_q)`` (τ the steps since the bottom).
 
 Example
 -------
@@ -34,6 +37,7 @@ Pure decay between jumps, each spike 3 steps of ‖g̃‖ = 30:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, fields
 
@@ -42,7 +46,16 @@ import numpy as np
 from bnwd import theory
 from bnwd.analysis.periods import elr_bottom
 
-__all__ = ["Catapult", "CatapultSummary", "catapults", "summarize_catapults"]
+__all__ = [
+    "Catapult",
+    "CatapultConstants",
+    "CatapultSummary",
+    "catapult_constants",
+    "catapults",
+    "correlation",
+    "run_catapult_constants",
+    "summarize_catapults",
+]
 
 
 @dataclass(frozen=True)
@@ -143,7 +156,7 @@ class CatapultSummary:
     correlations: dict[str, float]
 
 
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson's r of the finite pairs; NaN with fewer than 3 or where either is constant (r is undefined)."""
     both = np.isfinite(x) & np.isfinite(y)
     x, y = x[both], y[both]
@@ -166,7 +179,7 @@ def summarize_catapults(found: list[Catapult]) -> CatapultSummary:
         return float(np.median(values)) if values.size else math.nan
 
     jump = column["jump"]
-    correlations = {name: _correlation(jump, column[name]) for name in ("quiet_steps", "elr_at_event", "peak_loss")}
+    correlations = {name: correlation(jump, column[name]) for name in ("quiet_steps", "elr_at_event", "peak_loss")}
     residual = np.abs(jump - column["jump_by_elr_map"])
     return CatapultSummary(
         n=len(found),
@@ -182,3 +195,113 @@ def summarize_catapults(found: list[Catapult]) -> CatapultSummary:
         map_residual=float(np.median(residual[np.isfinite(residual)])) if np.isfinite(residual).any() else math.nan,
         correlations=correlations,
     )
+
+
+@dataclass(frozen=True)
+class CatapultConstants:
+    """What a run's catapults say about its landscape, in the units the catapult simulator needs.
+
+    Attributes
+    ----------
+    elr_event : float
+        η̃ at a destabilisation, geometric mean (``exp(mean ln)``); ``elr_event_spread`` the sd of its ln.
+    far_grad_norm : float
+        The spike's peak ‖g̃‖, geometric mean; ``far_grad_norm_spread`` the sd of its ln.
+    landing_angle : float
+        ``η̃(b)·max ‖g̃‖`` (radians), geometric mean; ``landing_angle_spread`` the sd of its ln.
+    spike_steps : float
+        Median steps from a destabilisation to η̃'s bottom.
+    quiet_grad_norm, quiet_steps : float
+        ``g_q`` and ``τ_q`` of the quiet decay's ``‖g̃‖²(τ) ≈ g_q²·exp(−2τ/τ_q)``: a least-squares line through ln of
+        the mean ‖g̃‖² at each τ since the bottom (up to the quiet minimum of ‖g̃‖ before the next destabilisation,
+        weighted by the number of decays reaching τ). The mean of ‖g̃‖², not of ln ‖g̃‖, because the ELR map adds
+        ``(η̃‖g̃‖)²``.
+    lr, wd, momentum : float
+        The run's η, λ and β.
+    n_catapults : int
+        How many catapults the numbers come from.
+    """
+
+    elr_event: float
+    elr_event_spread: float
+    far_grad_norm: float
+    far_grad_norm_spread: float
+    landing_angle: float
+    landing_angle_spread: float
+    spike_steps: float
+    quiet_grad_norm: float
+    quiet_steps: float
+    lr: float
+    wd: float
+    momentum: float
+    n_catapults: int
+
+
+MIN_CATAPULTS = 2
+"""Catapults (destabilisations after the first) a run needs for :func:`catapult_constants`: a spread needs two."""
+
+
+def catapult_constants(found: list[Catapult], eff_grad_norm, *, lr: float, wd: float, momentum: float = 0.0):
+    """The constants of :class:`CatapultConstants`, measured on a run's catapults (:func:`catapults`).
+
+    Parameters
+    ----------
+    found : list of Catapult
+        At least :data:`MIN_CATAPULTS`, in order.
+    eff_grad_norm : array_like, shape (n_steps,)
+        ‖g̃‖ per step, the series ``found`` was measured on.
+    lr, wd, momentum : float
+        The run's η, λ and β.
+
+    Returns
+    -------
+    CatapultConstants
+    """
+    if len(found) < MIN_CATAPULTS:
+        raise ValueError(f"catapult_constants needs at least {MIN_CATAPULTS} catapults; got {len(found)}")
+    grad = np.asarray(eff_grad_norm, dtype=np.float64)
+    since_bottom, grad_sq = [], []
+    for before, after in itertools.pairwise(found):
+        quiet = grad[before.bottom : after.event]
+        relaxed = int(np.argmin(quiet)) + 1  # past the minimum the next escape has begun
+        since_bottom.append(np.arange(relaxed))
+        grad_sq.append(quiet[:relaxed] ** 2)
+    tau, values = np.concatenate(since_bottom), np.concatenate(grad_sq)
+    counts = np.bincount(tau)
+    reached = counts > 0
+    mean_sq = np.bincount(tau, values)[reached] / counts[reached]
+    if reached.sum() >= 2:
+        slope, intercept = np.polyfit(np.flatnonzero(reached), np.log(mean_sq), 1, w=np.sqrt(counts[reached]))
+    else:  # every quiet decay had its minimum right at the bottom: no relaxation to fit
+        slope, intercept = 0.0, float(np.log(mean_sq[0]))
+    quiet_steps = -2.0 / slope if slope < 0 else math.inf
+
+    def log_stats(name: str) -> tuple[float, float]:
+        logs = np.log([getattr(c, name) for c in found])
+        return float(np.exp(logs.mean())), float(logs.std(ddof=1))
+
+    return CatapultConstants(
+        *log_stats("elr_at_event"),
+        *log_stats("peak_eff_grad_norm"),
+        *log_stats("landing"),
+        spike_steps=float(np.median([c.spike_steps for c in found])),
+        quiet_grad_norm=float(np.exp(intercept / 2)),
+        quiet_steps=float(quiet_steps),
+        lr=float(lr),
+        wd=float(wd),
+        momentum=float(momentum),
+        n_catapults=len(found),
+    )
+
+
+def run_catapult_constants(steps, series: dict, row: dict) -> CatapultConstants | None:
+    """:func:`catapult_constants` of a run given as its summary row (``events``, ``lr_effective``, ``wd``,
+    ``momentum``: :func:`analysis.summary.summarize_run`) and series (``elr``, ``eff_grad_norm``, ``loss``, indexed by
+    ``steps``); None with fewer than :data:`MIN_CATAPULTS` catapults."""
+    lr, wd, momentum = row["lr_effective"], row["wd"], row["momentum"]
+    events = np.searchsorted(np.asarray(steps), row["events"])
+    grad = series["eff_grad_norm"]
+    found = catapults(series["elr"], grad, series.get("loss"), events, lr=lr, wd=wd, momentum=momentum)
+    if len(found) < MIN_CATAPULTS:
+        return None
+    return catapult_constants(found, grad, lr=lr, wd=wd, momentum=momentum)

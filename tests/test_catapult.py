@@ -18,7 +18,7 @@ from labelled import labelled_runs
 
 from bnwd import theory
 from bnwd.analysis import analyze
-from bnwd.analysis.catapult import catapults, summarize_catapults
+from bnwd.analysis.catapult import catapults, run_catapult_constants, summarize_catapults
 
 
 def built_run(lr, wd, period, spike, c, a, n_events=6):
@@ -73,6 +73,13 @@ def test_real_runs_jump_by_the_map_and_land_at_a_steady_angle(name, entry, serie
     bottoms = np.array([series["elr"][f.bottom] for f in found])
     assert summary.landing_spread < 0.35 < bottoms.std(ddof=1) / bottoms.mean()  # the control: η̃(b) alone varies
     assert summary.correlations["elr_at_event"] > 0.5  # deeper convergence, bigger jump
+    row = {"events": events, "lr_effective": lr, "wd": wd, "momentum": 0.0}
+    constants = run_catapult_constants(np.arange(series["elr"].size), series, row)
+    assert constants.n_catapults == summary.n
+    assert constants.landing_angle == pytest.approx(np.exp(np.mean(np.log([f.landing for f in found]))))
+    assert constants.spike_steps == summary.spike_steps
+    # the quiet ‖g̃‖ relaxes (τ_q finite) from well below the far gradient
+    assert 0 < constants.quiet_steps < 1e4 and constants.quiet_grad_norm < constants.far_grad_norm / 2
 
 
 def test_bad_input():

@@ -1,0 +1,94 @@
+"""One-run calibration of the catapult simulator on any set of runs: each run's catapult constants predict the mean
+period of every run at another (ηλ, β), beside T·ηλ/(1−β) = const through the same run, the power law through the
+other runs and the shuffled-constants control (:func:`simulate.catapult.one_run_calibrations`).
+
+    .venv/bin/bnwd demo --out runs/demo
+    .venv/bin/python benchmarks/catapult_calibration.py runs/demo/runs/*          # run folders
+    .venv/bin/bnwd simulate --model mlp ... --out runs/toy
+    .venv/bin/python benchmarks/catapult_calibration.py runs/toy                  # a `bnwd simulate` folder
+
+Writes ``benchmarks/results/catapult_calibration.json`` (``_results``; ``--out``): one row per calibration run, with
+the medians over the held-out runs at its own β and at the other β (the momentum transfer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from _results import add_out_option, write_results
+
+from bnwd.analysis.catapult import run_catapult_constants
+from bnwd.analysis.periods import median_abs_relative_error
+from bnwd.analysis.records import read_series_csv
+from bnwd.empirical.runs import read_run
+from bnwd.simulate.catapult import one_run_calibrations
+
+MIN_PERIODS = 4
+"""Counted periods a run needs for its mean period to be scored (as C10)."""
+
+
+def read_runs(paths: list[Path]) -> list[tuple[np.ndarray, dict, dict]]:
+    """(steps, series, summary row) of each run: run folders, or the rows of `bnwd simulate` folders."""
+    found = []
+    for path in paths:
+        if (path / "series").is_dir():
+            for row in json.loads((path / "summary.json").read_text(encoding="utf-8"))["rows"]:
+                found.append((*read_series_csv(path / "series" / f"{row['run_id']}.csv"), row))
+        else:
+            run = read_run(path)
+            found.append((run.steps, run.series, run.summary))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="run folders or `bnwd simulate` output folders")
+    parser.add_argument("--seeds", type=int, default=8, help="simulated seeds per configuration")
+    add_out_option(parser, "catapult_calibration")
+    args = parser.parse_args()
+    runs = read_runs(args.paths)
+    rows = [row for _, _, row in runs]
+    lr, wd, momentum = (np.array([r[key] for r in rows], dtype=float) for key in ("lr_effective", "wd", "momentum"))
+    measured = np.array([r["period_measured"] if len(r["periods"]) >= MIN_PERIODS else np.nan for r in rows])
+    constants = [run_catapult_constants(*run) for run in runs]
+    steps = max(r["steps_trained"] for r in rows)
+    calibrations = one_run_calibrations(constants, lr, wd, momentum, measured, steps=steps, seeds=args.seeds)
+    measured_std = np.array([r["period_std"] for r in rows])
+    table = []
+    for c in calibrations:
+        if not c.held_out.any():
+            continue
+        same_beta = c.held_out & (momentum == momentum[c.calibration])
+        other_beta = c.held_out & ~same_beta
+        table.append(
+            {
+                "lr": lr[c.calibration],
+                "wd": wd[c.calibration],
+                "momentum": momentum[c.calibration],
+                "held_out": int(c.held_out.sum()),
+                **c.scores.errors,
+                "power_law": c.power_law_error,
+                "prediction_same_momentum": median_abs_relative_error(c.predicted[same_beta], measured[same_beta]),
+                "prediction_other_momentum": median_abs_relative_error(c.predicted[other_beta], measured[other_beta]),
+                "spread_ratio": float(np.median(c.predicted_std[c.held_out] / measured_std[c.held_out])),
+            }
+        )
+    keys = ("prediction", "constant_period_times_lr_wd", "power_law", "shuffled_constants", "spread_ratio")
+    medians = {key: float(np.nanmedian([t[key] for t in table])) if table else float("nan") for key in keys}
+    for t in table:
+        print(
+            f"calibrated on η={t['lr']:g} λ={t['wd']:g} β={t['momentum']:g}: {t['held_out']} held out; simulator "
+            f"{t['prediction']:.0%} (same β {t['prediction_same_momentum']:.0%}, other β "
+            f"{t['prediction_other_momentum']:.0%}), T·ηλ/(1−β) = const {t['constant_period_times_lr_wd']:.0%}, "
+            f"power law {t['power_law']:.0%}, shuffled control {t['shuffled_constants']:.0%}, "
+            f"spread ratio {t['spread_ratio']:.2f}"
+        )
+    print("medians over calibration runs: " + ", ".join(f"{k} {v:.3g}" for k, v in medians.items()))
+    write_results(args.out, "catapult_calibration", {"calibrations": table, "medians": [medians]})
+
+
+if __name__ == "__main__":
+    main()
