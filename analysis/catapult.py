@@ -102,6 +102,8 @@ def catapults(elr, eff_grad_norm, loss, events, *, lr: float, wd: float, momentu
         raise ValueError(f"elr and eff_grad_norm must be 1-D of one length; got {elr.shape} and {grad.shape}")
     if np.any(np.diff(events) <= 0) or (events.size and (events[0] < 0 or events[-1] >= elr.size)):
         raise ValueError("events must be strictly increasing indices of the series")
+    if events.size == 0:  # a run that never destabilised (equilibrium, convergent): no catapult
+        return []
     peaks = np.full(elr.size, np.nan) if loss is None else np.asarray(loss, dtype=np.float64)
     stops = np.append(events[1:], elr.size)
     bottoms = [elr_bottom(elr, int(e), int(stop)) for e, stop in zip(events, stops, strict=True)]

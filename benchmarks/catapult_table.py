@@ -20,33 +20,40 @@ from bnwd.analysis.catapult import catapults, summarize_catapults
 from bnwd.empirical.runs import read_run
 
 
-def row(folder: Path) -> dict:
-    """The catapult summary of the finished run in ``folder``, with its ηλ, period·ηλ and events."""
-    run = read_run(folder)
-    lr, wd, momentum = run.config["lr_effective"], run.config["wd"], run.config["momentum"]
-    events = np.searchsorted(run.steps, run.summary["events"])
-    series = run.series
+def catapult_row(steps, series: dict, summary: dict, *, lr: float, wd: float, momentum: float) -> dict:
+    """The catapult summary of one run's ``series`` (schema names) and summary row (``events``, ``period_measured``),
+    with its ηλ, period·ηλ and events; a trained run's or a simulated config's alike."""
+    events = np.searchsorted(steps, summary["events"])
     found = catapults(series["elr"], series["eff_grad_norm"], series["loss"], events, lr=lr, wd=wd, momentum=momentum)
-    summary = summarize_catapults(found)
+    caught = summarize_catapults(found)
     return {
         "lr": lr,
         "wd": wd,
         "lr_wd": lr * wd,
-        "catapults": summary.n,
-        "jump_median": summary.jump,
-        "jump_q25": summary.jump_quartiles[0],
-        "jump_q75": summary.jump_quartiles[1],
-        "jump_sd_over_mean": summary.jump_spread,
-        "spike_steps": summary.spike_steps,
-        "slowdown": summary.slowdown,
-        "period_times_lr_wd": run.summary["period_measured"] * lr * wd,
-        "landing": summary.landing,
-        "landing_sd_over_mean": summary.landing_spread,
-        "peak_loss": summary.peak_loss,
-        "peak_eff_grad_norm": summary.peak_eff_grad_norm,
-        "jump_minus_elr_map": summary.map_residual,
-        **{f"corr_jump_{name}": value for name, value in summary.correlations.items()},
+        "catapults": caught.n,
+        "jump_median": caught.jump,
+        "jump_q25": caught.jump_quartiles[0],
+        "jump_q75": caught.jump_quartiles[1],
+        "jump_sd_over_mean": caught.jump_spread,
+        "spike_steps": caught.spike_steps,
+        "slowdown": caught.slowdown,
+        "period_times_lr_wd": summary["period_measured"] * lr * wd,
+        "landing": caught.landing,
+        "landing_sd_over_mean": caught.landing_spread,
+        "peak_loss": caught.peak_loss,
+        "peak_eff_grad_norm": caught.peak_eff_grad_norm,
+        "jump_minus_elr_map": caught.map_residual,
+        **{f"corr_jump_{name}": value for name, value in caught.correlations.items()},
     }
+
+
+def row(folder: Path) -> dict:
+    """The catapult summary of the finished run in ``folder`` (:func:`catapult_row`)."""
+    run = read_run(folder)
+    config = run.config
+    return catapult_row(
+        run.steps, run.series, run.summary, lr=config["lr_effective"], wd=config["wd"], momentum=config["momentum"]
+    )
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from bnwd import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "models": ("RayleighQuotient", "SoftmaxRegression"),
+        "models": ("BatchNormMLP", "RayleighQuotient", "SoftmaxRegression"),
         "integrate": ("Trajectory", "integrate"),
         "sweep": ("simulate_grid",),
         "norm_map": ("replay_elr", "replay_si_norm"),

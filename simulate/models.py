@@ -18,15 +18,20 @@ runs all three):
   the dynamics are periodic again.
 * :class:`SoftmaxRegression` (logits = s·X·W/‖W‖_F on real data): periodic under GD once η̃ has grown enough;
   minibatches add SGD noise.
+* :class:`BatchNormMLP` (hidden layers Linear → BatchNorm without affine → ReLU, a frozen head, on real data, SGD
+  minibatches): a small model of the nets rather than of one unstable direction; ``benchmarks/toy_vs_nets.py``
+  measures its periods, slope and catapults against ConvNetSI's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache, cached_property
+from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["DEFAULT_NOISE", "RayleighQuotient", "SoftmaxRegression", "row_norms"]
+__all__ = ["DEFAULT_NOISE", "BatchNormMLP", "RayleighQuotient", "SoftmaxRegression", "row_norms"]
 
 DEFAULT_NOISE = 1e-5
 """The Rayleigh toy's gradient noise σ unless told otherwise: enough for a run to forget its start, not so much that
@@ -46,6 +51,40 @@ def _unit(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``w`` divided by their norms, and the norms with a trailing axis."""
     norm = row_norms(w)[:, None]
     return w / norm, norm
+
+
+def _standardized_digits() -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's digits (1797 × 64, 10 classes, shipped with scikit-learn), each pixel centred and scaled to unit
+    variance (the always-blank pixels left at 0): ``(features, labels)``."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = data.data - data.data.mean(axis=0)
+    x /= np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    return x, data.target
+
+
+@cache
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries loaded, found once (finding them takes a millisecond, a
+    limit through it 0.05 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cross-entropy over axis 1 of ``logits`` (n, B, classes) with ``labels`` (n, B), and its gradient in the
+    logits times B: ``softmax − one-hot``, shape (n, B, classes). ``logits`` is overwritten by that gradient."""
+    logits -= logits.max(axis=2, keepdims=True)
+    total = np.exp(logits).sum(axis=2, keepdims=True)
+    loss = (np.log(total[..., 0]) - np.take_along_axis(logits, labels[..., None], axis=2)[..., 0]).mean(axis=1)
+    residual = np.exp(logits, out=logits)
+    residual /= total
+    np.put_along_axis(
+        residual, labels[..., None], np.take_along_axis(residual, labels[..., None], axis=2) - 1.0, axis=2
+    )
+    return loss, residual
 
 
 @dataclass(frozen=True)
@@ -157,12 +196,7 @@ class SoftmaxRegression:
     @classmethod
     def digits(cls, logit_scale: float = 10.0, batch_size: int | None = None) -> SoftmaxRegression:
         """sklearn's digits (1797 × 64, 10 classes, shipped with scikit-learn), standardised per pixel."""
-        from sklearn.datasets import load_digits
-
-        data = load_digits()
-        x = data.data - data.data.mean(axis=0)
-        x /= np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
-        return cls(x, data.target, logit_scale, batch_size)
+        return cls(*_standardized_digits(), logit_scale, batch_size)
 
     @property
     def n_classes(self) -> int:
@@ -182,12 +216,207 @@ class SoftmaxRegression:
             index = rng.integers(0, self.labels.size, size=(n, self.batch_size))
             x, y = self.features[index], self.labels[index]
         logits = self.logit_scale * (x @ unit.reshape(n, self.features.shape[1], self.n_classes))
-        logits -= logits.max(axis=2, keepdims=True)
-        log_prob = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
-        loss = -np.take_along_axis(log_prob, y[..., None], axis=2)[..., 0].mean(axis=1)
-        residual = np.exp(log_prob)  # softmax − one-hot: the gradient of the cross-entropy in the logits
-        np.put_along_axis(residual, y[..., None], np.take_along_axis(residual, y[..., None], axis=2) - 1.0, axis=2)
+        loss, residual = _cross_entropy(logits, y)
         grad_unit = (self.logit_scale / y.shape[1]) * (np.swapaxes(x, -1, -2) @ residual).reshape(n, -1)
         # d(W/‖W‖)/dW projects out the radial part and divides by ‖W‖.
         tangent = grad_unit - np.sum(grad_unit * unit, axis=1, keepdims=True) * unit
         return loss, tangent / norm
+
+
+@dataclass(frozen=True)
+class BatchNormMLP:
+    """A scale-invariant BatchNorm MLP with a frozen head: a small model of the nets, not a toy of one direction.
+
+    ``depth`` hidden layers, each ``h_k = ReLU(BN(h_{k−1} W_k))`` with ``W_k`` of shape ``(in_k, width)`` (no bias;
+    ``h_0 = X``, ``in_1 = n_features``, ``in_k = width`` after) and BatchNorm without affine parameters in train mode,
+    per unit j over the minibatch's B samples::
+
+        BN(z)_j = (z_j − mean(z_j)) / sqrt(var(z_j) + eps·‖W_k[:, j]‖²)      (var: biased, as torch's)
+
+    then the frozen head, logits ``h_depth H`` with ``H`` of shape ``(width, n_classes)`` (no bias, not trained),
+    and the mean cross-entropy over the minibatch. The trained weights are ``W_1 … W_depth``, each flattened in C
+    order and concatenated into one row of ``w`` (:attr:`layer_slices`); ρ is the norm of that whole row.
+
+    Every unit's column ``W_k[:, j]`` is scale-invariant on its own, so each layer is, and so is the row:
+    ``L(cw) = L(w)``, ``∇L(cw) = ∇L(w)/c`` and ``W_k·∇_{W_k}L = 0`` per layer, exactly (to rounding). That is why
+    eps is relative to the column's squared norm: torch's absolute eps breaks the invariance by a term that grows as
+    the weights shrink; the relative one is the same number at unit scale and leaves no such term.
+
+    Parameters
+    ----------
+    features : ndarray, shape (n_samples, n_features)
+        Inputs, e.g. standardised sklearn digits (:meth:`digits`).
+    labels : ndarray of int, shape (n_samples,)
+        Classes in ``0 … n_classes−1``; ``n_classes`` is ``head.shape[1]``.
+    head : ndarray, shape (width, n_classes)
+        The frozen head H, finite and not zero; its shape sets ``width``.
+    depth : int
+        Hidden layers, ≥ 1.
+    batch_size : int or None
+        Samples per minibatch, drawn with replacement per config and step from ``rng``, in [2, n_samples] (BatchNorm
+        needs two samples); None for the full batch.
+    eps : float
+        BatchNorm's eps relative to each unit's squared weight norm, > 0 (torch's default value).
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    head: np.ndarray
+    depth: int = 3
+    batch_size: int | None = 512
+    eps: float = 1e-5
+    name: str = field(default="mlp", init=False)
+    _workspaces: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        x = np.asarray(self.features, dtype=np.float64)
+        y = np.asarray(self.labels)
+        head = np.asarray(self.head, dtype=np.float64)
+        if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2 or not np.isfinite(x).all():
+            raise ValueError("features must be finite (n_samples >= 2, n_features) and labels (n_samples,)")
+        if head.ndim != 2 or not np.isfinite(head).all() or not head.any():
+            raise ValueError("head must be a finite, non-zero (width, n_classes) array")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= head.shape[1]:
+            raise ValueError(f"labels must be integers in [0, n_classes={head.shape[1]})")
+        if int(self.depth) != self.depth or self.depth < 1:
+            raise ValueError(f"depth must be an integer >= 1; got {self.depth!r}")
+        if self.batch_size is not None and not (int(self.batch_size) == self.batch_size and 2 <= self.batch_size):
+            raise ValueError(f"batch_size must be an integer >= 2 or None; got {self.batch_size!r}")
+        if self.batch_size is not None and self.batch_size > x.shape[0]:
+            raise ValueError(f"batch_size must be at most n_samples={x.shape[0]}; got {self.batch_size}")
+        if not (np.isfinite(self.eps) and self.eps > 0):
+            raise ValueError(f"eps must be finite and > 0; got {self.eps!r}")
+        object.__setattr__(self, "features", x)
+        object.__setattr__(self, "labels", y)
+        object.__setattr__(self, "head", head)
+        object.__setattr__(self, "depth", int(self.depth))
+
+    @classmethod
+    def digits(
+        cls,
+        width: int = 32,
+        depth: int = 3,
+        batch_size: int | None = 512,
+        head_norm: float = 10.0,
+        head_seed: int = 0,
+    ) -> BatchNormMLP:
+        """The MLP on sklearn's digits standardised per pixel, its head a seeded Gaussian matrix of Frobenius norm
+        ``head_norm`` (10: the norm bnwd's ConvNetSI freezes its head at)."""
+        if int(width) != width or width < 1:
+            raise ValueError(f"width must be an integer >= 1; got {width!r}")
+        if not (np.isfinite(head_norm) and head_norm > 0):
+            raise ValueError(f"head_norm must be finite and > 0; got {head_norm!r}")
+        x, y = _standardized_digits()
+        head = np.random.default_rng(head_seed).standard_normal((int(width), int(y.max()) + 1))
+        return cls(x, y, head * (head_norm / np.linalg.norm(head)), depth, batch_size)
+
+    @property
+    def width(self) -> int:
+        return self.head.shape[0]
+
+    @property
+    def n_classes(self) -> int:
+        return self.head.shape[1]
+
+    @cached_property
+    def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+        """``(in_k, width)`` of each hidden layer's matrix, first layer first."""
+        return ((self.features.shape[1], self.width),) + ((self.width, self.width),) * (self.depth - 1)
+
+    @cached_property
+    def layer_slices(self) -> tuple[slice, ...]:
+        """Where each layer's matrix lies in a row of ``w``: ``w[:, layer_slices[k]]`` is ``W_{k+1}`` flattened."""
+        ends = np.cumsum([rows * columns for rows, columns in self.layer_shapes])
+        return tuple(slice(int(start), int(end)) for start, end in zip(np.r_[0, ends[:-1]], ends, strict=True))
+
+    @property
+    def dim(self) -> int:
+        return self.layer_slices[-1].stop
+
+    def layers(self, w: np.ndarray) -> list[np.ndarray]:
+        """Views of each layer's matrices in ``w`` (n, dim): shapes ``(n, in_k, width)``."""
+        return [
+            w[:, part].reshape(-1, *shape) for part, shape in zip(self.layer_slices, self.layer_shapes, strict=True)
+        ]
+
+    def _workspace(self, n: int, batch: int) -> SimpleNamespace:
+        """Arrays for one step of ``n`` configs on ``batch`` samples, kept between steps: a fresh array of this size
+        per operation costs more (page faults) than the operation itself."""
+        key = (n, batch)
+        if key not in self._workspaces:
+            self._workspaces.clear()
+            hidden = (n, batch, self.width)
+            self._workspaces[key] = SimpleNamespace(
+                inputs=np.empty((n, batch, self.features.shape[1])),
+                normalized=[np.empty(hidden) for _ in range(self.depth)],
+                activations=[np.empty(hidden) for _ in range(self.depth)],
+                inv_std=[np.empty((n, self.width)) for _ in range(self.depth)],
+                logits=np.empty((n, batch, self.n_classes)),
+                upstream=np.empty(hidden),
+                scratch=np.empty(hidden),
+                active=np.empty(hidden, dtype=bool),
+            )
+        return self._workspaces[key]
+
+    def loss_and_grad(self, w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Minibatch loss ``(n,)`` and its gradient ``(n, dim)`` at ``w`` of shape ``(n, dim)``, by backpropagation.
+
+        BLAS runs on one thread: the matrices (B × in × width per config) are too small for more to pay. Measured on
+        2 cores with the grid's 12 configs, width 32 × depth 3, batch 512: the same wall time alone, and 5 to 20
+        times the CPU time with a second thread when another job shares the cores (its threads wait on each other).
+
+        Per layer, with ``x̂ = BN(z)``, ``σ_j = sqrt(var(z_j) + eps·‖W[:, j]‖²)`` and ``g = ∂L/∂x̂`` (ReLU's mask
+        applied): ``∂L/∂z = (g − mean(g) − x̂·mean(g·x̂))/σ`` (means over the batch),
+        ``∂L/∂W = h_inᵀ ∂L/∂z − B·eps·mean(g·x̂)/σ²·W`` (the second term through eps's ‖W[:, j]‖²) and
+        ``∂L/∂h_in = ∂L/∂z Wᵀ``. Every config has its own minibatch; all are one stack of matmuls, written into
+        arrays kept between steps (this is the hot loop).
+        """
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._loss_and_grad(w, rng)
+
+    def _loss_and_grad(self, w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        n = w.shape[0]
+        if self.batch_size is None:
+            y = np.broadcast_to(self.labels, (n, self.labels.size))
+            space = self._workspace(n, y.shape[1])
+            x = self.features
+        else:
+            index = rng.integers(0, self.labels.size, size=(n, self.batch_size))
+            y = self.labels[index]
+            space = self._workspace(n, y.shape[1])
+            x = np.take(self.features, index, axis=0, out=space.inputs)
+        batch = y.shape[1]
+        weights = self.layers(w)
+        inputs = [x, *space.activations[:-1]]
+        for weight, h, xhat, scale, out in zip(
+            weights, inputs, space.normalized, space.inv_std, space.activations, strict=True
+        ):
+            np.matmul(h, weight, out=xhat)
+            xhat -= xhat.mean(axis=1, keepdims=True)
+            np.einsum("nbj,nbj->nj", xhat, xhat, out=scale)
+            scale /= batch
+            scale += self.eps * np.einsum("nij,nij->nj", weight, weight)
+            np.sqrt(scale, out=scale)
+            np.reciprocal(scale, out=scale)
+            xhat *= scale[:, None, :]
+            np.maximum(xhat, 0.0, out=out)
+        loss, residual = _cross_entropy(np.matmul(space.activations[-1], self.head, out=space.logits), y)
+        residual /= batch
+        grad = np.empty_like(w)
+        upstream, scratch = space.upstream, space.scratch
+        np.matmul(residual, self.head.T, out=upstream)  # ∂L/∂h of the last hidden layer
+        for k in reversed(range(self.depth)):
+            xhat, scale, weight = space.normalized[k], space.inv_std[k], weights[k]
+            upstream *= np.greater(xhat, 0.0, out=space.active)  # ReLU
+            mean_g = upstream.mean(axis=1, keepdims=True)
+            mean_gx = np.einsum("nbj,nbj->nj", upstream, xhat) / batch
+            upstream -= mean_g
+            upstream -= np.multiply(xhat, mean_gx[:, None, :], out=scratch)
+            upstream *= scale[:, None, :]  # now ∂L/∂z
+            grad_layer = grad[:, self.layer_slices[k]].reshape(weight.shape)  # a view: matmul writes into grad
+            np.matmul(np.swapaxes(inputs[k], -1, -2), upstream, out=grad_layer)
+            grad_layer -= weight * ((batch * self.eps) * mean_gx * scale**2)[:, None, :]
+            if k:
+                np.matmul(upstream, np.swapaxes(weight, -1, -2), out=scratch)
+                upstream, scratch = scratch, upstream
+        return loss, grad

@@ -90,3 +90,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="indices"):
         catapults(np.ones(5), np.ones(5), None, [1, 7], lr=1.0, wd=0.01)
     assert summarize_catapults([]).n == 0 and math.isnan(summarize_catapults([]).jump)
+
+
+def test_a_run_without_destabilisations_has_no_catapult():  # an equilibrium or convergent run: summarised as empty
+    elr, grad, _ = built_run(1.0, 0.01, 50, 2, 2.0, 0.5)
+    assert catapults(elr, grad, None, [], lr=1.0, wd=0.01) == []

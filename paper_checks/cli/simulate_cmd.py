@@ -7,7 +7,11 @@ import argparse
 from bnwd.paper_checks.cli import options
 from bnwd.paper_checks.cli.printing import band_text, fmt, slope_text
 
-__all__ = ["DESCRIPTION", "HELP", "add_options", "run"]
+__all__ = ["DESCRIPTION", "HELP", "MLP_BATCH_SIZE", "add_options", "run"]
+
+MLP_BATCH_SIZE = 512
+"""``--model mlp``'s minibatch unless told otherwise: at 128 the MLP on digits is noise-dominated, at 512 it is
+periodic like the nets (issue 30's measurements)."""
 
 HELP = "simulate a grid of (lr, wd, momentum) on a toy scale-invariant model in one batch"
 DESCRIPTION = (
@@ -19,7 +23,11 @@ DESCRIPTION = (
 def add_options(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``bnwd simulate`` to ``parser``."""
     parser.add_argument(
-        "--model", choices=("rayleigh", "softmax"), default="rayleigh", help="toy model (default: %(default)s)"
+        "--model",
+        choices=("rayleigh", "softmax", "mlp"),
+        default="rayleigh",
+        help="toy model: the Rayleigh quotient, softmax regression on digits, or a BatchNorm MLP with a frozen head "
+        "on digits (default: %(default)s)",
     )
     positive_list = options.numbers(float, "> 0", many=True)
     parser.add_argument("--lr", type=positive_list, default=[0.5, 1.0, 2.0], help="learning rates, comma-separated")
@@ -47,33 +55,57 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="rayleigh: gradient noise σ, 0 for the deterministic toy (default: simulate.models.DEFAULT_NOISE)",
     )
     parser.add_argument(
-        "--batch-size", type=options.positive_int, default=None, help="softmax: minibatch size (default: full)"
+        "--batch-size",
+        type=options.positive_int,
+        default=None,
+        help=f"softmax, mlp: minibatch size (default: full batch for softmax, {MLP_BATCH_SIZE} for mlp)",
     )
     parser.add_argument("--logit-scale", type=options.positive_number, default=10.0, help="softmax: logit norm s")
+    parser.add_argument(
+        "--width", type=options.positive_int, default=32, help="mlp: units per hidden layer (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--depth", type=options.positive_int, default=3, help="mlp: hidden layers (default: %(default)s)"
+    )
     parser.add_argument(
         "--window",
         type=options.positive_int,
         default=None,
         help="steps a jump may take to rise (default: measured per run)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the initial weights and the minibatches, and the mlp's frozen head (default: %(default)s)",
+    )
+
+
+def _model(args: argparse.Namespace):
+    """The toy model the options describe."""
+    from bnwd.simulate.models import DEFAULT_NOISE, BatchNormMLP, RayleighQuotient, SoftmaxRegression
+
+    if args.model == "rayleigh":
+        if args.dim < 2:
+            raise options.UsageError("--dim must be >= 2 for the Rayleigh quotient")
+        return RayleighQuotient.evenly_spaced(args.dim, noise=DEFAULT_NOISE if args.noise is None else args.noise)
+    if args.model == "softmax":
+        return SoftmaxRegression.digits(logit_scale=args.logit_scale, batch_size=args.batch_size)
+    batch_size = MLP_BATCH_SIZE if args.batch_size is None else args.batch_size
+    return BatchNormMLP.digits(args.width, args.depth, batch_size, head_seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
     from bnwd.analysis.destabilization import DetectorSettings
-    from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient, SoftmaxRegression
     from bnwd.simulate.sweep import simulate_grid
 
     worst = max(args.lr) * max(args.wd)
     if worst >= 1:
         raise options.UsageError(f"lr * wd must be < 1 for every config; the grid reaches {worst:g}")
-    if args.model == "rayleigh":
-        if args.dim < 2:
-            raise options.UsageError("--dim must be >= 2 for the Rayleigh quotient")
-        noise = DEFAULT_NOISE if args.noise is None else args.noise
-        model = RayleighQuotient.evenly_spaced(args.dim, noise=noise)
-    else:
-        model = SoftmaxRegression.digits(logit_scale=args.logit_scale, batch_size=args.batch_size)
+    try:
+        model = _model(args)
+    except ValueError as error:  # sizes the model cannot take (e.g. a minibatch larger than the data set)
+        raise options.UsageError(str(error)) from error
     options.prepare_out(args.out)
     summary = simulate_grid(
         model,
