@@ -8,7 +8,8 @@ other runs and the shuffled-constants control (:func:`simulate.catapult.one_run_
     .venv/bin/python benchmarks/catapult_calibration.py runs/toy                  # a `bnwd simulate` folder
 
 Writes ``benchmarks/results/catapult_calibration.json`` (``_results``; ``--out``): one row per calibration run, with
-the medians over the held-out runs at its own β and at the other β (the momentum transfer).
+the medians over the held-out runs at its own β and at the other β (the momentum transfer), and the share of runs
+whose regime within the budget (periodic or convergent: the simulator has no equilibrium) it predicts.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from bnwd.analysis.catapult import run_catapult_constants
 from bnwd.analysis.periods import median_abs_relative_error
 from bnwd.analysis.records import read_series_csv
 from bnwd.empirical.runs import read_run
-from bnwd.simulate.catapult import one_run_calibrations
+from bnwd.simulate.catapult import one_run_calibrations, simulated_periods
 
 MIN_PERIODS = 4
 """Counted periods a run needs for its mean period to be scored (as C10)."""
+SIMULATED_BUDGETS = 4
+"""The simulator's periods come from runs this many times the longest measured run (as C10): more periods, less
+Monte Carlo noise. Its regimes come from runs of the measured budget, started at each run's own η̃ at step 0."""
 
 
 def read_runs(paths: list[Path]) -> list[tuple[np.ndarray, dict, dict]]:
@@ -54,15 +58,26 @@ def main() -> None:
     lr, wd, momentum = (np.array([r[key] for r in rows], dtype=float) for key in ("lr_effective", "wd", "momentum"))
     measured = np.array([r["period_measured"] if len(r["periods"]) >= MIN_PERIODS else np.nan for r in rows])
     constants = [run_catapult_constants(*run) for run in runs]
-    steps = max(r["steps_trained"] for r in rows)
-    calibrations = one_run_calibrations(constants, lr, wd, momentum, measured, steps=steps, seeds=args.seeds)
+    budget = max(r["steps_trained"] for r in rows)
+    calibrations = one_run_calibrations(
+        constants, lr, wd, momentum, measured, steps=SIMULATED_BUDGETS * budget, seeds=args.seeds
+    )
+    elr0 = np.array([series["elr"][0] for _, series, _ in runs])  # the start each configuration had: η/ρ₀²
     measured_std = np.array([r["period_std"] for r in rows])
     table = []
     for c in calibrations:
         if not c.held_out.any():
             continue
+        regimes = simulated_periods(
+            constants[c.calibration], lr, wd, momentum, steps=budget, seeds=args.seeds, elr0=elr0
+        )
+        regimes_right = np.mean([p.regime == r["regime"] for p, r in zip(regimes, rows, strict=True)])
         same_beta = c.held_out & (momentum == momentum[c.calibration])
         other_beta = c.held_out & ~same_beta
+
+        def error(predicted: np.ndarray, rows: np.ndarray) -> float:
+            return median_abs_relative_error(predicted[rows], measured[rows])
+
         table.append(
             {
                 "lr": lr[c.calibration],
@@ -71,20 +86,35 @@ def main() -> None:
                 "held_out": int(c.held_out.sum()),
                 **c.scores.errors,
                 "power_law": c.power_law_error,
-                "prediction_same_momentum": median_abs_relative_error(c.predicted[same_beta], measured[same_beta]),
-                "prediction_other_momentum": median_abs_relative_error(c.predicted[other_beta], measured[other_beta]),
+                "prediction_same_momentum": error(c.predicted, same_beta),
+                "constant_product_same_momentum": error(c.constant_product, same_beta),
+                "prediction_other_momentum": error(c.predicted, other_beta),
+                "constant_product_other_momentum": error(c.constant_product, other_beta),
                 "spread_ratio": float(np.median(c.predicted_std[c.held_out] / measured_std[c.held_out])),
+                "regimes_right": float(regimes_right),
             }
         )
-    keys = ("prediction", "constant_period_times_lr_wd", "power_law", "shuffled_constants", "spread_ratio")
+    keys = (
+        "prediction",
+        "constant_period_times_lr_wd",
+        "prediction_same_momentum",
+        "constant_product_same_momentum",
+        "prediction_other_momentum",
+        "constant_product_other_momentum",
+        "power_law",
+        "shuffled_constants",
+        "spread_ratio",
+        "regimes_right",
+    )
     medians = {key: float(np.nanmedian([t[key] for t in table])) if table else float("nan") for key in keys}
     for t in table:
         print(
             f"calibrated on η={t['lr']:g} λ={t['wd']:g} β={t['momentum']:g}: {t['held_out']} held out; simulator "
-            f"{t['prediction']:.0%} (same β {t['prediction_same_momentum']:.0%}, other β "
-            f"{t['prediction_other_momentum']:.0%}), T·ηλ/(1−β) = const {t['constant_period_times_lr_wd']:.0%}, "
+            f"{t['prediction']:.0%} (same β {t['prediction_same_momentum']:.0%} against T·ηλ/(1−β) = const's "
+            f"{t['constant_product_same_momentum']:.0%}; other β {t['prediction_other_momentum']:.0%} against "
+            f"{t['constant_product_other_momentum']:.0%}), T·ηλ/(1−β) = const {t['constant_period_times_lr_wd']:.0%}, "
             f"power law {t['power_law']:.0%}, shuffled control {t['shuffled_constants']:.0%}, "
-            f"spread ratio {t['spread_ratio']:.2f}"
+            f"spread ratio {t['spread_ratio']:.2f}, regimes within the budget {t['regimes_right']:.0%} right"
         )
     print("medians over calibration runs: " + ", ".join(f"{k} {v:.3g}" for k, v in medians.items()))
     write_results(args.out, "catapult_calibration", {"calibrations": table, "medians": [medians]})

@@ -36,7 +36,12 @@ _TOLERANCES = {
     "min_periods": 4,  # counted periods a run needs for its mean period to count
 }
 SETTINGS = {
-    scale: {"run": c3_frequency.SETTINGS[scale]["run"], "grid": c3_frequency.SETTINGS[scale]["grid"], "seeds": 8}
+    scale: {
+        "run": c3_frequency.SETTINGS[scale]["run"],
+        "grid": c3_frequency.SETTINGS[scale]["grid"],
+        "seeds": 8,
+        "simulated_budgets": 4,
+    }
     | _TOLERANCES
     for scale in ("tiny", "small", "paper")
 }
@@ -58,7 +63,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         [r["period_measured"] if len(r["periods"]) >= settings["min_periods"] else np.nan for r in rows]
     )
     constants = [run_catapult_constants(r.steps, r.series, r.summary) for r in runs]
-    steps = max(r["steps_trained"] for r in rows)
+    steps = settings["simulated_budgets"] * max(r["steps_trained"] for r in rows)
     calibrations = one_run_calibrations(constants, lr, wd, momentum, measured, steps=steps, seeds=settings["seeds"])
     tolerance = {key: settings[key] for key in _TOLERANCES}
     scored = [c for c in calibrations if c.held_out.any()]

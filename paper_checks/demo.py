@@ -85,14 +85,9 @@ def _one_run_calibrations(runs, steps: int) -> list[tuple[float, dict]]:
     rows = [run.summary for run in runs]
     lr, wd, momentum = (np.array([r[key] for r in rows]) for key in ("lr_effective", "wd", "momentum"))
     measured = np.array([r["period_measured"] if len(r["periods"]) >= 4 else np.nan for r in rows])
-    calibrations = one_run_calibrations(
-        [run_catapult_constants(run.steps, run.series, run.summary) for run in runs],
-        lr,
-        wd,
-        momentum,
-        measured,
-        steps=steps,
-    )
+    constants = [run_catapult_constants(run.steps, run.series, run.summary) for run in runs]
+    # periods from simulated runs 4 × as long as the measured ones (less Monte Carlo noise), as C10
+    calibrations = one_run_calibrations(constants, lr, wd, momentum, measured, steps=4 * steps)
     return [
         (float(lr[c.calibration] * wd[c.calibration]), c.scores.errors | {"power_law": c.power_law_error})
         for c in calibrations

@@ -17,10 +17,12 @@ given a priori; nothing else of a run enters.
   log-normally. Over the spike η̃ moves geometrically to its landing: the split of the jump between the spike's
   steps changes no period.
 
-So the period's mean, spread and serial correlation, and the regime within a budget (``periodic`` with at least
-:data:`MIN_EVENTS` destabilisations, else ``convergent``), come from the landscape's constants and (η, λ, β) alone.
-The model has no gradient floor, so it never predicts the equilibrium regime, and its spreads are independent from
-event to event, so it predicts no serial correlation of the periods (the nets have some: longer decays, larger jumps).
+So the period's mean, spread and serial correlation, and the regime within a budget, come from the landscape's
+constants and (η, λ, β) alone: ``periodic`` with at least :data:`MIN_EVENTS` destabilisations; else ``equilibrium``
+when η̃ ends stationary (a quiet ‖g̃‖ that does not relax, τ_q = ∞, holds η̃ at the map's fixed point below η̃_e);
+else ``convergent``. With τ_q finite the quiet gradients vanish and there is no equilibrium: the model has no
+gradient floor (SGD noise). Its spreads are independent from event to event, so it predicts no serial correlation of
+the periods (the nets have some: longer decays, larger jumps).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from bnwd.analysis.periods import PredictionScores, median_abs_relative_error, s
 
 __all__ = [
     "MIN_EVENTS",
+    "STATIONARY",
     "CalibratedPredictions",
     "CatapultRun",
     "SimulatedPeriods",
@@ -95,7 +98,9 @@ def simulate_catapults(
     seed : int
         Seeds the draws; run k of every configuration gets the same draws (common random numbers).
     elr0 : array_like or None
-        η̃ at step 0, broadcast to (n_configs,), with ‖g̃‖ at its just-landed level; None: a landing.
+        η̃ at step 0, broadcast to (n_configs,); None: a landing. The start is far from any minimum, so a start above
+        the landing η̃_b lands there at once, as a catapult would, without counting as a destabilisation; the quiet
+        ‖g̃‖ starts at its just-landed level either way.
 
     Returns
     -------
@@ -127,7 +132,9 @@ def simulate_catapults(
         return angle * (1.0 - momentum[rows]) / far
 
     every = np.arange(n)
-    elr = landing_of(every) if elr0 is None else np.repeat(np.broadcast_to(elr0, (n // seeds,)), seeds).astype(float)
+    elr = landing_of(every)
+    if elr0 is not None:  # far from any minimum, a start above the landing lands first (no destabilisation)
+        elr = np.minimum(np.repeat(np.broadcast_to(elr0, (n // seeds,)), seeds), elr)
     threshold = threshold_of(every)
     target = np.zeros(n)
     since_landing, spike_left = np.zeros(n), np.zeros(n, dtype=np.int64)
@@ -168,7 +175,7 @@ class SimulatedPeriods:
     serial_correlation : float
         Lag-1 correlation of consecutive periods, pooled over the seeds (NaN with fewer than 3 pairs).
     regime : str
-        ``periodic`` or ``convergent``, the most common over the seeds.
+        ``periodic``, ``equilibrium`` or ``convergent`` (module docstring), the most common over the seeds.
     n_events : float
         Mean destabilisations per seed.
     """
@@ -183,6 +190,20 @@ class SimulatedPeriods:
     n_events: float
 
 
+STATIONARY = 0.01
+"""A run without periods is at equilibrium when η̃ changed over its last tenth by less than this share of what pure
+weight decay would have changed it by."""
+
+
+def _regime(events: np.ndarray, elr: np.ndarray, decay_rate: float) -> str:
+    """``decay_rate``: ``−2 ln z₊``, the growth of ln η̃ per step under pure weight decay."""
+    if events.size >= MIN_EVENTS:
+        return "periodic"
+    tail = elr[-max(2, elr.size // 10) :]
+    growth = abs(np.log(tail[-1] / tail[0]))
+    return "equilibrium" if growth < STATIONARY * decay_rate * (tail.size - 1) else "convergent"
+
+
 def simulated_periods(
     constants: CatapultConstants, lr, wd, momentum=0.0, *, steps: int, seeds: int = 4, seed: int = 0, elr0=None
 ) -> list[SimulatedPeriods]:
@@ -191,6 +212,8 @@ def simulated_periods(
     found = []
     for start in range(0, run.lr.size, seeds):
         per_seed = [run.events[start + k] for k in range(seeds)]
+        decay_rate = float(-2 * np.log(theory.norm_decay_factor(run.lr[start], run.wd[start], run.momentum[start])))
+        regimes = [_regime(events, run.elr[start + k], decay_rate) for k, events in enumerate(per_seed)]
         periodic = [e for e in per_seed if e.size >= MIN_EVENTS]
         lengths = [period_lengths(e).astype(float) for e in periodic]
         pairs = np.concatenate([np.c_[p[:-1], p[1:]] for p in lengths if p.size >= 2] or [np.empty((0, 2))])
@@ -202,7 +225,7 @@ def simulated_periods(
                 period=float(np.mean(np.concatenate(lengths))) if lengths else math.nan,
                 period_std=float(np.mean([p.std() for p in lengths])) if lengths else math.nan,
                 serial_correlation=correlation(pairs[:, 0], pairs[:, 1]),
-                regime="periodic" if 2 * len(periodic) > seeds else "convergent",
+                regime=max(set(regimes), key=regimes.count),
                 n_events=float(np.mean([e.size for e in per_seed])),
             )
         )
@@ -289,7 +312,7 @@ def one_run_calibrations(
     lr, wd, momentum, measured : array_like, shape (n,)
         Each run's (η, λ, β) and measured mean period (NaN: none).
     steps : int
-        The simulated budget (the runs' own).
+        Simulated steps per run: enough for many periods at the smallest ηλ (C10 takes 4 × the runs' budget).
     seeds, seed
         As in :func:`simulated_periods`.
 

@@ -120,6 +120,28 @@ def test_a_short_budget_never_destabilises():
     assert found.regime == "convergent" and found.n_events == 0 and math.isnan(found.period)
 
 
+def test_a_quiet_gradient_that_does_not_relax_holds_the_equilibrium():
+    """τ_q = ∞: η̃ settles where the map's gradient term balances the decay, η̃* = √(1−(1−ηλ)²)/g_q, and never
+    destabilises when η̃* < η̃_e; above η̃_e it is periodic."""
+    lr_wd = 0.0025
+    fixed_point = math.sqrt(1 - (1 - lr_wd) ** 2) / 2.0
+    below, above = (
+        simulated_periods(constants(quiet=2.0, quiet_steps=math.inf, elr_event=e), 1.0, lr_wd, steps=8000, seeds=2)[0]
+        for e in (fixed_point * 1.5, fixed_point / 1.5)
+    )
+    assert below.regime == "equilibrium" and above.regime == "periodic"
+    run = simulate_catapults(
+        constants(quiet=2.0, quiet_steps=math.inf, elr_event=fixed_point * 1.5), 1.0, lr_wd, steps=8000, seeds=1
+    )
+    assert run.elr[0, -1] == pytest.approx(fixed_point, rel=1e-6)
+
+
+def test_a_start_above_the_landing_lands_without_a_destabilisation():
+    run = simulate_catapults(constants(), 1.0, 0.01, steps=30, seeds=2, elr0=5.0)
+    np.testing.assert_allclose(run.elr[:, 0], 0.4 / 60.0)
+    assert all(events.size == 0 for events in run.events)
+
+
 def test_seeded_and_reproducible():
     fed = constants(spread=0.3, quiet=5.0)
     first, second = (simulate_catapults(fed, 1.0, [0.005, 0.02], steps=800, seeds=3, seed=7) for _ in range(2))
