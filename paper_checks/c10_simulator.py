@@ -97,10 +97,9 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         f"one-run calibration over {len(scored)} calibration runs: held-out mean periods missed by a median "
         f"{mine:.0%} (need ≤ {settings['period_tolerance']:.0%} and below T·ηλ = const through the same run, "
         f"{errors['constant_period_times_lr_wd']:.0%}); the power law through the other runs "
-        f"{errors['power_law']:.0%} (NaN: fewer than three products); the control with shuffled constants "
-        f"{errors['shuffled_constants']:.0%} "
-        f"(must be above); predicted/measured spread of the periods {spread_ratio:.2f} (need within "
-        f"×{settings['spread_factor']:g})"
+        + (f"{errors['power_law']:.0%}" if np.isfinite(errors["power_law"]) else "— (fewer than three products)")
+        + f"; the control with shuffled constants {errors['shuffled_constants']:.0%} (must be above); "
+        f"predicted/measured spread of the periods {spread_ratio:.2f} (need within ×{settings['spread_factor']:g})"
     )
     numbers = {
         "median_abs_relative_error": mine,
