@@ -75,7 +75,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
             passed=False,
             summary=f"{len(calibrations)} runs with ≥ {MIN_CATAPULTS} catapults, none with a run to predict at "
             "another ηλ: nothing to score",
-            numbers={"n_calibration_runs": len(calibrations), "n_runs": len(rows)},
+            numbers={"n_calibration_runs": len(calibrations), "n_runs": int(np.isfinite(measured).sum())},
             tolerance=tolerance,
             figure=ctx.figure_path(CLAIM).name,
         )
@@ -106,6 +106,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         "errors": errors,
         "spread_ratio": spread_ratio,
         "n_calibration_runs": len(scored),
+        "n_runs": int(np.isfinite(measured).sum()),  # runs with a measured mean period
         "runs": [
             {
                 "lr": float(lr[i]),
