@@ -25,7 +25,7 @@ from bnwd.analysis.catapult import run_catapult_constants
 from bnwd.analysis.periods import median_abs_relative_error
 from bnwd.analysis.records import read_series_csv
 from bnwd.empirical.runs import read_run
-from bnwd.simulate.catapult import one_run_calibrations, simulated_periods
+from bnwd.simulate.catapult import missed_as_infinite, one_run_calibrations, simulated_periods
 
 MIN_PERIODS = 4
 """Counted periods a run needs for its mean period to be scored (as C10)."""
@@ -76,7 +76,7 @@ def main() -> None:
         other_beta = c.held_out & ~same_beta
 
         def error(predicted: np.ndarray, rows: np.ndarray) -> float:
-            return median_abs_relative_error(predicted[rows], measured[rows])
+            return median_abs_relative_error(missed_as_infinite(predicted)[rows], measured[rows])
 
         table.append(
             {
@@ -90,7 +90,7 @@ def main() -> None:
                 "constant_product_same_momentum": error(c.constant_product, same_beta),
                 "prediction_other_momentum": error(c.predicted, other_beta),
                 "constant_product_other_momentum": error(c.constant_product, other_beta),
-                "spread_ratio": float(np.median(c.predicted_std[c.held_out] / measured_std[c.held_out])),
+                "spread_ratio": float(np.nanmedian(c.predicted_std[c.held_out] / measured_std[c.held_out])),
                 "regimes_right": float(regimes_right),
             }
         )

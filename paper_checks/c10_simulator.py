@@ -79,11 +79,12 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
             tolerance=tolerance,
             figure=ctx.figure_path(CLAIM).name,
         )
-    errors = {name: float(np.median([c.scores.errors[name] for c in scored])) for name in scored[0].scores.errors}
+    names = ("prediction", "constant_period_times_lr_wd", "shuffled_constants")
+    errors = {name: float(np.median([c.scores.errors.get(name, np.nan) for c in scored])) for name in names}
     errors["power_law"] = float(np.median([c.power_law_error for c in scored]))
     measured_std = np.array([r["period_std"] for r in rows])
     spread_ratio = float(
-        np.median(np.concatenate([c.predicted_std[c.held_out] / measured_std[c.held_out] for c in scored]))
+        np.nanmedian(np.concatenate([c.predicted_std[c.held_out] / measured_std[c.held_out] for c in scored]))
     )
     mine = errors["prediction"]
     spread_ok = 1 / settings["spread_factor"] <= spread_ratio <= settings["spread_factor"]

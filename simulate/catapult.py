@@ -43,6 +43,7 @@ __all__ = [
     "CalibratedPredictions",
     "CatapultRun",
     "SimulatedPeriods",
+    "missed_as_infinite",
     "one_run_calibrations",
     "power_law_held_out",
     "shuffled_constants",
@@ -236,6 +237,7 @@ def shuffled_constants(own: CatapultConstants, others: list[CatapultConstants], 
     """``own`` with each landscape constant taken from a randomly chosen run of ``others``: a control whose
     predictions must do worse if the calibration run's own constants carry its information."""
     rng = np.random.default_rng(seed)
+    others = sorted(others, key=lambda c: (c.lr * c.wd, c.momentum, c.lr))  # the draw does not hang on their order
     names = ("elr_event", "far_grad_norm", "landing_angle", "quiet_grad_norm", "quiet_steps", "spike_steps")
     return replace(own, **{name: getattr(others[rng.integers(len(others))], name) for name in names})
 
@@ -276,9 +278,10 @@ class CalibratedPredictions:
         decay's rate per step (``T·ηλ = const`` without momentum).
     shuffled : ndarray, shape (n,)
         The control: the simulator fed the calibration run's constants with each replaced by another run's
-        (:func:`shuffled_constants`); NaN when there is no other run with constants.
+        (:func:`shuffled_constants`); NaN when there is no other run with constants (and no control is scored).
     held_out : ndarray of bool, shape (n,)
-        The runs scored: a measured period, at another ηλ or β than the calibration run's.
+        The runs scored: a measured period, at another ηλ or β than the calibration run's. Where the simulator (or the
+        control) predicts no period for one of them, its error there is infinite: a miss.
     scores : PredictionScores
         Over the held-out runs: the prediction against the baseline ``constant_product``, the control ``shuffled``.
     power_law_error : float
@@ -296,6 +299,11 @@ class CalibratedPredictions:
     held_out: np.ndarray
     scores: PredictionScores
     power_law_error: float
+
+
+def missed_as_infinite(periods: np.ndarray) -> np.ndarray:
+    """No period predicted where one was measured is a miss (infinite error), not a run left out of the score."""
+    return np.where(np.isfinite(periods), periods, np.inf)
 
 
 def one_run_calibrations(
@@ -337,12 +345,11 @@ def one_run_calibrations(
         predicted = np.array([p.period for p in own])
         constant_product = measured[i] * lr_wd[i] / lr_wd
         other = ~np.isclose(lr * wd, lr[i] * wd[i]) | (momentum != momentum[i])
-        held_out = np.isfinite(measured) & other & np.isfinite(predicted)
-        held_out &= np.isfinite(shuffled)
+        held_out = np.isfinite(measured) & other
         scores = score_predictions(
-            predicted[held_out],
+            missed_as_infinite(predicted)[held_out],
             {"constant_period_times_lr_wd": constant_product[held_out]},
-            {"shuffled_constants": shuffled[held_out]},
+            {"shuffled_constants": missed_as_infinite(shuffled)[held_out]} if others else {},
             measured[held_out],
         )
         fitted = power_law[held_out]

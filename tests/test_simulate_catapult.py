@@ -184,6 +184,8 @@ def test_shuffled_constants_take_other_runs_values():
     mixed = shuffled_constants(own, [other])
     assert (mixed.elr_event, mixed.far_grad_norm, mixed.quiet_steps) == (0.5, 1.0, 3.0)
     assert (mixed.lr, mixed.wd) == (own.lr, own.wd)
+    several = [constants(wd=wd, elr_event=wd) for wd in (0.001, 0.002, 0.003)]
+    assert shuffled_constants(own, several, seed=3) == shuffled_constants(own, several[::-1], seed=3)
 
 
 def test_bad_input():
