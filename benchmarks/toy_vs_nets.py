@@ -129,10 +129,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="the toy's precision")
     parser.add_argument("--seed", type=int, default=0, help="initial weights, minibatches and head")
     add_out_option(parser, "toy_vs_nets")
     args = parser.parse_args()
-    model = BatchNormMLP.digits(args.width, args.depth, args.batch_size, head_seed=args.seed)
+    model = BatchNormMLP.digits(args.width, args.depth, args.batch_size, head_seed=args.seed, dtype=args.dtype)
     load_before = os.getloadavg()[0]
     toy_rows, toy_summary, seconds = run_toy(model, args.steps, args.seed)
     wall = seconds["wall_s"]

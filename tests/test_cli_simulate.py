@@ -32,9 +32,11 @@ def test_bnwd_simulate_writes_summary_plot_and_series(tmp_path, capsys):
     assert len(list((out / "series").glob("*.csv"))) == 4
 
 
-def test_bnwd_simulate_mlp_runs_the_batchnorm_mlp_on_digits(tmp_path, capsys):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bnwd_simulate_mlp_runs_the_batchnorm_mlp_on_digits(tmp_path, capsys, dtype):
     out = tmp_path / "mlp"
     argv = ["simulate", "--model", "mlp", "--width", "8", "--depth", "2", "--batch-size", "64", "--lr", "1"]
+    argv += ["--dtype", dtype]
     assert main([*argv, "--wd", "0.01,0.02", "--steps", "300", "--out", str(out)]) == 0
     assert "slope of log frequency vs log ηλ" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -58,6 +60,7 @@ def test_bnwd_simulate_mlp_runs_the_batchnorm_mlp_on_digits(tmp_path, capsys):
         (["--model", "mlp", "--batch-size", "1"], "batch_size must be an integer >= 2"),
         (["--model", "mlp", "--batch-size", "5000"], "batch_size must be at most n_samples=1797"),
         (["--model", "mlp", "--width", "0"], "must be an integer >= 1"),
+        (["--model", "mlp", "--dtype", "float16"], "invalid choice"),
     ],
 )
 def test_bnwd_simulate_bad_input_is_one_line_exit_two(argv, fragment, tmp_path, capsys):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from bnwd.simulate.models import BatchNormMLP, RayleighQuotient, SoftmaxRegression
+from bnwd.simulate.models import MLP_DTYPES, BatchNormMLP, RayleighQuotient, SoftmaxRegression, row_norms
 
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -129,6 +129,18 @@ def test_mlp_gradient_is_torch_autograd_of_the_same_net(seed, depth):
         assert_allclose(grad[i], np.concatenate([layer.grad.numpy().ravel() for layer in weights]), atol=1e-10)
 
 
+def test_mlp_in_float32_is_the_float64_net_to_float32_rounding():
+    wide, narrow = (BatchNormMLP.digits(width=16, depth=3, batch_size=64, dtype=dtype) for dtype in MLP_DTYPES)
+    w = np.random.default_rng(3).standard_normal((4, wide.dim))
+    (loss, grad), (loss32, grad32) = (m.loss_and_grad(w, np.random.default_rng(9)) for m in (wide, narrow))
+    assert loss32.dtype == grad32.dtype == np.float64  # handed back in the integrator's precision
+    assert_allclose(loss32, loss, rtol=1e-5)
+    assert_allclose(grad32, grad, atol=1e-5 * np.abs(grad).max())
+    for part in narrow.layer_slices:  # still tangent per layer, to float32's rounding
+        radial = np.einsum("nd,nd->n", w[:, part], grad32[:, part])
+        assert np.all(np.abs(radial) <= 1e-5 * row_norms(w[:, part]) * row_norms(grad32[:, part]))
+
+
 def test_mlp_is_deterministic_for_a_seed_and_draws_a_minibatch_per_config():
     model = BatchNormMLP.digits(width=8, depth=2, batch_size=16)
     w = np.tile(np.random.default_rng(0).standard_normal(model.dim), (2, 1))
@@ -163,6 +175,7 @@ def test_mlp_digits_shapes_and_frozen_head_norm():
         ({"batch_size": 1}, "batch_size must be an integer >= 2"),
         ({"batch_size": 31}, "batch_size must be at most n_samples=30"),
         ({"eps": 0.0}, "eps must be finite and > 0"),
+        ({"dtype": "float16"}, "dtype must be one of"),
     ],
 )
 def test_mlp_rejects_bad_inputs(change, fragment):
