@@ -73,8 +73,9 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
             claim=CLAIM,
             title=TITLE,
             passed=False,
-            summary=f"{len(calibrations)} runs with ≥ {MIN_CATAPULTS} catapults, none with a run to predict at "
-            "another ηλ: nothing to score",
+            summary=f"{len(calibrations)} runs with ≥ {MIN_CATAPULTS} catapults and ≥ {settings['min_periods']} "
+            f"periods to calibrate on, {int(np.isfinite(measured).sum())} with a measured period; none with a run to "
+            "predict at another ηλ or β: nothing to score",
             numbers={"n_calibration_runs": len(calibrations), "n_runs": int(np.isfinite(measured).sum())},
             tolerance=tolerance,
             figure=ctx.figure_path(CLAIM).name,

@@ -271,8 +271,6 @@ class CalibratedPredictions:
         Index of the run the constants were measured on.
     predicted, predicted_std : ndarray, shape (n,)
         The simulator's mean period and the spread of the periods within a run, per run.
-    regime : list of str
-        The simulator's regime per run within the run's budget.
     constant_product : ndarray, shape (n,)
         The baseline ``T·ηλ/(1−β) = const`` through the calibration run: ``T₀·p₀/p`` with ``p = ηλ/(1−β)``, the pure
         decay's rate per step (``T·ηλ = const`` without momentum).
@@ -293,7 +291,6 @@ class CalibratedPredictions:
     calibration: int
     predicted: np.ndarray
     predicted_std: np.ndarray
-    regime: list
     constant_product: np.ndarray
     shuffled: np.ndarray
     held_out: np.ndarray
@@ -361,7 +358,6 @@ def one_run_calibrations(
                 calibration=i,
                 predicted=predicted,
                 predicted_std=np.array([p.period_std for p in own]),
-                regime=[p.regime for p in own],
                 constant_product=constant_product,
                 shuffled=shuffled,
                 held_out=held_out,
