@@ -46,10 +46,14 @@ class DemoPlan:
     sim_dim: int = 64
 
 
-def plot_periods(real: list[dict], simulated: list[dict], held_out: dict, path: Path) -> Path:
+def plot_periods(
+    real: list[dict], simulated: list[dict], held_out: dict, path: Path, calibrated: list | None = None
+) -> Path:
     """Period against ηλ, log-log: measured (ConvNetSI), simulated (toy), and each real run's period predicted with it
     held out (:func:`simulate.reduced.held_out_periods`: the reduced model calibrated at the other runs' ηλ, and the
-    baseline T·ηλ = const fitted on them): predictions that never saw the period they are compared with."""
+    baseline T·ηλ = const fitted on them): predictions that never saw the period they are compared with. With
+    ``calibrated`` (:class:`simulate.catapult.CalibratedPredictions` of ``real``'s runs), a line per calibration run:
+    the catapult simulator's periods from that run's constants."""
 
     def lr_wd_and_period(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         x = np.array([r["lr_wd"] for r in rows], dtype=float)
@@ -63,6 +67,10 @@ def plot_periods(real: list[dict], simulated: list[dict], held_out: dict, path: 
     ax.plot(x, held_out["predicted"], "D", mfc="none", color="C3", label="reduced model, that run held out")
     ax.plot(x, held_out["baseline"], "x", color="0.4", label="T·ηλ = const, that run held out")
     ax.plot(*lr_wd_and_period(simulated), "s", mfc="none", color="C1", label="simulated: toy SI model")
+    order = np.argsort(x)
+    for k, c in enumerate(calibrated or []):
+        label = "catapult simulator, one run's constants each" if k == 0 else None
+        ax.plot(x[order], c.predicted[order], "-", color="C2", alpha=0.5, label=label)
     ax.set(xscale="log", yscale="log", xlabel=r"$\eta\lambda$", ylabel="period (steps)", title="Period against ηλ")
     ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on < 2 decades
     ax.grid(True, which="both", alpha=0.3)
@@ -79,20 +87,15 @@ def _held_out_error(found: dict, key: str) -> float:
     return median_abs_relative_error(found[key][both], found["measured"][both])
 
 
-def _one_run_calibrations(runs, steps: int) -> list[tuple[float, dict]]:
-    """Per calibration run, its ηλ and the errors of :func:`simulate.catapult.one_run_calibrations` (the power law's
-    included)."""
+def _one_run_calibrations(runs, steps: int) -> list:
+    """:func:`simulate.catapult.one_run_calibrations` of the runs, those with a run to predict."""
     rows = [run.summary for run in runs]
     lr, wd, momentum = (np.array([r[key] for r in rows]) for key in ("lr_effective", "wd", "momentum"))
     measured = np.array([r["period_measured"] if len(r["periods"]) >= 4 else np.nan for r in rows])
     constants = [run_catapult_constants(run.steps, run.series, run.summary) for run in runs]
     # periods from simulated runs 4 × as long as the measured ones (less Monte Carlo noise), as C10
     calibrations = one_run_calibrations(constants, lr, wd, momentum, measured, steps=4 * steps)
-    return [
-        (float(lr[c.calibration] * wd[c.calibration]), c.scores.errors | {"power_law": c.power_law_error})
-        for c in calibrations
-        if c.held_out.any()
-    ]
+    return [c for c in calibrations if c.held_out.any()]
 
 
 def _fmt(value, spec: str) -> str:
@@ -147,7 +150,7 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, device: str = "auto", pr
     four_panels(runs, out / "four_panels.png", labels=labels)
     predicted = held_out_rows(real, min_periods=4)
     calibrated = _one_run_calibrations(runs, plan.real_steps)
-    plot_periods(real, simulated, predicted, out / "period_vs_etalambda.png")
+    plot_periods(real, simulated, predicted, out / "period_vs_etalambda.png", calibrated)
     report = out / "report.md"
     report.write_text(
         _markdown(
@@ -229,19 +232,25 @@ def _markdown(plan, statements, n_verified, real, simulated, predicted, calibrat
         "The catapult simulator (`simulate.catapult`: the exact ELR map driven by ‖g̃‖ in its three phases) fed the "
         "constants of one run (`analysis.catapult.catapult_constants`) predicts the mean period of every run at "
         "another ηλ; each row is one calibration run, each error the median |relative error| over the runs it "
-        "predicts (— where a run has too few catapults or periods):",
+        "predicts (— where a run has too few catapults or periods); the figure above draws each calibration's "
+        "periods as a line:",
         "",
         "| calibrated on ηλ | catapult simulator | T·ηλ = const through that run | power law through the other runs "
         "| control: constants shuffled in from other runs |",
         "|---|---|---|---|---|",
         *(
-            f"| {lr_wd:g} | "
+            f"| {real[c.calibration]['lr_wd']:g} | "
             + " | ".join(
-                _fmt(errors.get(k, float("nan")), ".0%")
-                for k in ("prediction", "constant_period_times_lr_wd", "power_law", "shuffled_constants")
+                _fmt(error, ".0%")
+                for error in (
+                    c.scores.errors["prediction"],
+                    c.scores.errors["constant_period_times_lr_wd"],
+                    c.power_law_error,
+                    c.scores.errors.get("shuffled_constants", float("nan")),
+                )
             )
             + " |"
-            for lr_wd, errors in calibrated
+            for c in calibrated
         ),
         "",
         "## Next",
