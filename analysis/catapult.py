@@ -47,6 +47,7 @@ from bnwd import theory
 from bnwd.analysis.periods import elr_bottom
 
 __all__ = [
+    "MIN_CATAPULTS",
     "Catapult",
     "CatapultConstants",
     "CatapultSummary",
@@ -243,7 +244,9 @@ MIN_CATAPULTS = 2
 """Catapults (destabilisations after the first) a run needs for :func:`catapult_constants`: a spread needs two."""
 
 
-def catapult_constants(found: list[Catapult], eff_grad_norm, *, lr: float, wd: float, momentum: float = 0.0):
+def catapult_constants(
+    found: list[Catapult], eff_grad_norm, *, lr: float, wd: float, momentum: float = 0.0
+) -> CatapultConstants:
     """The constants of :class:`CatapultConstants`, measured on a run's catapults (:func:`catapults`).
 
     Parameters
