@@ -8,7 +8,8 @@ other runs and the shuffled-constants control (:func:`simulate.catapult.one_run_
     .venv/bin/python benchmarks/catapult_calibration.py runs/toy                  # a `bnwd simulate` folder
 
 Writes ``benchmarks/results/catapult_calibration.json`` (``_results``; ``--out``): one row per calibration run, with
-the medians over the held-out runs at its own β and at the other β (the momentum transfer), and the share of runs
+the medians over the held-out runs at its own β and at the other β (the momentum transfer), the periods' spread and
+lag-1 correlation predicted and measured, and the share of runs
 whose regime within the budget (periodic or convergent: the simulator has no equilibrium) it predicts.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from _results import add_out_option, write_results
 
-from bnwd.analysis.catapult import run_catapult_constants
+from bnwd.analysis.catapult import correlation, run_catapult_constants
 from bnwd.analysis.periods import median_abs_relative_error
 from bnwd.analysis.records import read_series_csv
 from bnwd.empirical.runs import read_run
@@ -64,6 +65,7 @@ def main() -> None:
     )
     elr0 = np.array([series["elr"][0] for _, series, _ in runs])  # the start each configuration had: η/ρ₀²
     measured_std = np.array([r["period_std"] for r in rows])
+    measured_serial = np.array([correlation(np.array(r["periods"][:-1]), np.array(r["periods"][1:])) for r in rows])
     table = []
     for c in calibrations:
         if not c.held_out.any():
@@ -91,6 +93,8 @@ def main() -> None:
                 "prediction_other_momentum": error(c.predicted, other_beta),
                 "constant_product_other_momentum": error(c.constant_product, other_beta),
                 "spread_ratio": float(np.nanmedian(c.predicted_std[c.held_out] / measured_std[c.held_out])),
+                "serial_correlation_predicted": float(np.nanmedian(c.predicted_serial_correlation[c.held_out])),
+                "serial_correlation_measured": float(np.nanmedian(measured_serial[c.held_out])),
                 "regimes_right": float(regimes_right),
             }
         )
@@ -104,6 +108,8 @@ def main() -> None:
         "power_law",
         "shuffled_constants",
         "spread_ratio",
+        "serial_correlation_predicted",
+        "serial_correlation_measured",
         "regimes_right",
     )
     medians = {key: float(np.nanmedian([t[key] for t in table])) if table else float("nan") for key in keys}
@@ -114,7 +120,9 @@ def main() -> None:
             f"{t['constant_product_same_momentum']:.0%}; other β {t['prediction_other_momentum']:.0%} against "
             f"{t['constant_product_other_momentum']:.0%}), T·ηλ/(1−β) = const {t['constant_period_times_lr_wd']:.0%}, "
             f"power law {t['power_law']:.0%}, shuffled control {t['shuffled_constants']:.0%}, "
-            f"spread ratio {t['spread_ratio']:.2f}, regimes within the budget {t['regimes_right']:.0%} right"
+            f"spread ratio {t['spread_ratio']:.2f}, serial correlation {t['serial_correlation_predicted']:.2f} "
+            f"(measured {t['serial_correlation_measured']:.2f}), regimes within the budget "
+            f"{t['regimes_right']:.0%} right"
         )
     print("medians over calibration runs: " + ", ".join(f"{k} {v:.3g}" for k, v in medians.items()))
     write_results(args.out, "catapult_calibration", {"calibrations": table, "medians": [medians]})

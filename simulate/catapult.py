@@ -269,8 +269,8 @@ class CalibratedPredictions:
     ----------
     calibration : int
         Index of the run the constants were measured on.
-    predicted, predicted_std : ndarray, shape (n,)
-        The simulator's mean period and the spread of the periods within a run, per run.
+    predicted, predicted_std, predicted_serial_correlation : ndarray, shape (n,)
+        The simulator's mean period, the spread of the periods within a run and their lag-1 correlation, per run.
     constant_product : ndarray, shape (n,)
         The baseline ``T·ηλ/(1−β) = const`` through the calibration run: ``T₀·p₀/p`` with ``p = ηλ/(1−β)``, the pure
         decay's rate per step (``T·ηλ = const`` without momentum).
@@ -291,6 +291,7 @@ class CalibratedPredictions:
     calibration: int
     predicted: np.ndarray
     predicted_std: np.ndarray
+    predicted_serial_correlation: np.ndarray
     constant_product: np.ndarray
     shuffled: np.ndarray
     held_out: np.ndarray
@@ -358,6 +359,7 @@ def one_run_calibrations(
                 calibration=i,
                 predicted=predicted,
                 predicted_std=np.array([p.period_std for p in own]),
+                predicted_serial_correlation=np.array([p.serial_correlation for p in own]),
                 constant_product=constant_product,
                 shuffled=shuffled,
                 held_out=held_out,
