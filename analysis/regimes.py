@@ -25,12 +25,15 @@ import numpy as np
 from bnwd import theory
 from bnwd.analysis.schema import NormControl
 
-__all__ = ["MIN_SAMPLES", "REGIMES", "Regime", "classify", "screen"]
+__all__ = ["MIN_DESTABILIZATIONS", "MIN_SAMPLES", "REGIMES", "Regime", "classify", "screen"]
 
 Regime = Literal[
     "undetermined", "diverged", "failed", "fixed_norm", "fixed_elr", "periodic", "equilibrium", "convergent"
 ]
 REGIMES: tuple[Regime, ...] = get_args(Regime)
+MIN_DESTABILIZATIONS = 3
+"""Destabilisations a run needs to be called periodic."""
+
 MIN_SAMPLES = 8
 """Fewest finite samples a series needs before anything is measured on it."""
 _STATIONARY = 0.25  # equilibrium: quarters within 25 % of each other and of θ*
@@ -76,13 +79,16 @@ def classify(series: dict, events, *, lr, wd, momentum=0.0, norm_control: NormCo
             return "failed", evidence | {"rule": "the median loss of the last tenth is above the first step's"}
     if norm_control != "free":
         return norm_control, evidence | {"rule": "ρ is held by projection"}
-    if events.size >= 3:
+    if events.size >= MIN_DESTABILIZATIONS:
         periods = np.diff(events)
         median = float(np.median(periods))
         evidence |= {"median_period": median, "steps_after_last": int(len(series["elr"]) - 1 - events[-1])}
         evidence["regularity"] = float(np.std(periods) / np.mean(periods))
         if evidence["steps_after_last"] <= _REPEAT_PERIODS * median:
-            rule = f"≥ 3 destabilisations, the last within {_REPEAT_PERIODS:g} median periods of the end"
+            rule = (
+                f"≥ {MIN_DESTABILIZATIONS} destabilisations, the last within {_REPEAT_PERIODS:g} median periods of "
+                "the end"
+            )
             return "periodic", evidence | {"rule": rule}
     theta = float(theory.equilibrium_angular_update(lr, wd, momentum)) if wd > 0 else math.nan
     angle = np.asarray(series["angular_update"], dtype=float)

@@ -18,11 +18,13 @@ given a priori; nothing else of a run enters.
   steps changes no period.
 
 So the period's mean, spread and serial correlation, and the regime within a budget, come from the landscape's
-constants and (η, λ, β) alone: ``periodic`` with at least :data:`MIN_EVENTS` destabilisations; else ``equilibrium``
-when η̃ ends stationary (a quiet ‖g̃‖ that does not relax, τ_q = ∞, holds η̃ at the map's fixed point below η̃_e);
-else ``convergent``. With τ_q finite the quiet gradients vanish and there is no equilibrium: the model has no
-gradient floor (SGD noise). Its spreads are independent from event to event, so it predicts no serial correlation of
-the periods (the nets have some: longer decays, larger jumps).
+constants and (η, λ, β) alone: ``periodic`` with at least :data:`analysis.regimes.MIN_DESTABILIZATIONS`
+destabilisations, as a measured run; else ``equilibrium`` when η̃ ends stationary (a quiet ‖g̃‖ that does not relax,
+τ_q = ∞, holds η̃ at the map's fixed point below η̃_e); else ``convergent``. With τ_q finite the quiet gradients
+vanish and there is no equilibrium: the model has no gradient floor (SGD noise). Its spreads are independent from
+event to event, so it predicts no serial correlation of consecutive periods (measured near 0 on ConvNetSI and the
+toy: ``benchmarks/catapult_calibration.py``); the nets' feedback, longer decays before larger jumps, acts within a
+period and is not in the model.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from bnwd import theory
 from bnwd.analysis.catapult import CatapultConstants, correlation
 from bnwd.analysis.detection import period_lengths
 from bnwd.analysis.periods import PredictionScores, median_abs_relative_error, score_predictions
+from bnwd.analysis.regimes import MIN_DESTABILIZATIONS
 
 __all__ = [
-    "MIN_EVENTS",
     "STATIONARY",
     "CalibratedPredictions",
     "CatapultRun",
@@ -50,9 +52,6 @@ __all__ = [
     "simulate_catapults",
     "simulated_periods",
 ]
-
-MIN_EVENTS = 3
-"""Destabilisations a simulated run needs to be called periodic (as :func:`analysis.regimes.classify` asks)."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,7 @@ weight decay would have changed it by."""
 
 def _regime(events: np.ndarray, elr: np.ndarray, decay_rate: float) -> str:
     """``decay_rate``: ``−2 ln z₊``, the growth of ln η̃ per step under pure weight decay."""
-    if events.size >= MIN_EVENTS:
+    if events.size >= MIN_DESTABILIZATIONS:
         return "periodic"
     tail = elr[-max(2, elr.size // 10) :]
     growth = abs(np.log(tail[-1] / tail[0]))
@@ -215,7 +214,7 @@ def simulated_periods(
         per_seed = [run.events[start + k] for k in range(seeds)]
         decay_rate = float(-2 * np.log(theory.norm_decay_factor(run.lr[start], run.wd[start], run.momentum[start])))
         regimes = [_regime(events, run.elr[start + k], decay_rate) for k, events in enumerate(per_seed)]
-        periodic = [e for e in per_seed if e.size >= MIN_EVENTS]
+        periodic = [e for e in per_seed if e.size >= MIN_DESTABILIZATIONS]
         lengths = [period_lengths(e).astype(float) for e in periodic]
         pairs = np.concatenate([np.c_[p[:-1], p[1:]] for p in lengths if p.size >= 2] or [np.empty((0, 2))])
         found.append(
