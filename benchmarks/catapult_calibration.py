@@ -9,8 +9,8 @@ other runs and the shuffled-constants control (:func:`simulate.catapult.one_run_
 
 Writes ``benchmarks/results/catapult_calibration.json`` (``_results``; ``--out``): one row per calibration run, with
 the medians over the held-out runs at its own β and at the other β (the momentum transfer), the periods' spread and
-lag-1 correlation predicted and measured, and the share of runs
-whose regime within the budget (periodic or convergent: the simulator has no equilibrium) it predicts.
+lag-1 correlation predicted and measured, and the share of runs whose regime within the budget (periodic,
+equilibrium or convergent) it predicts.
 """
 
 from __future__ import annotations
@@ -22,17 +22,14 @@ from pathlib import Path
 import numpy as np
 from _results import add_out_option, write_results
 
-from bnwd.analysis.catapult import correlation, run_catapult_constants
+from bnwd.analysis.catapult import correlation
 from bnwd.analysis.periods import median_abs_relative_error
 from bnwd.analysis.records import read_series_csv
 from bnwd.empirical.runs import read_run
-from bnwd.simulate.catapult import missed_as_infinite, one_run_calibrations, simulated_periods
+from bnwd.simulate.catapult import calibrate_on_runs, measured_periods, missed_as_infinite, simulated_periods
 
 MIN_PERIODS = 4
 """Counted periods a run needs for its mean period to be scored (as C10)."""
-SIMULATED_BUDGETS = 4
-"""The simulator's periods come from runs this many times the longest measured run (as C10): more periods, less
-Monte Carlo noise. Its regimes come from runs of the measured budget, started at each run's own η̃ at step 0."""
 
 
 def read_runs(paths: list[Path]) -> list[tuple[np.ndarray, dict, dict]]:
@@ -57,12 +54,9 @@ def main() -> None:
     runs = read_runs(args.paths)
     rows = [row for _, _, row in runs]
     lr, wd, momentum = (np.array([r[key] for r in rows], dtype=float) for key in ("lr_effective", "wd", "momentum"))
-    measured = np.array([r["period_measured"] if len(r["periods"]) >= MIN_PERIODS else np.nan for r in rows])
-    constants = [run_catapult_constants(*run) for run in runs]
+    measured = measured_periods(rows, MIN_PERIODS)
     budget = max(r["steps_trained"] for r in rows)
-    calibrations = one_run_calibrations(
-        constants, lr, wd, momentum, measured, steps=SIMULATED_BUDGETS * budget, seeds=args.seeds
-    )
+    calibrations = calibrate_on_runs(runs, min_periods=MIN_PERIODS, seeds=args.seeds)
     elr0 = np.array([series["elr"][0] for _, series, _ in runs])  # the start each configuration had: η/ρ₀²
     measured_std = np.array([r["period_std"] for r in rows])
     measured_serial = np.array([correlation(np.array(r["periods"][:-1]), np.array(r["periods"][1:])) for r in rows])
@@ -70,9 +64,7 @@ def main() -> None:
     for c in calibrations:
         if not c.held_out.any():
             continue
-        regimes = simulated_periods(
-            constants[c.calibration], lr, wd, momentum, steps=budget, seeds=args.seeds, elr0=elr0
-        )
+        regimes = simulated_periods(c.constants, lr, wd, momentum, steps=budget, seeds=args.seeds, elr0=elr0)
         regimes_right = np.mean([p.regime == r["regime"] for p, r in zip(regimes, rows, strict=True)])
         same_beta = c.held_out & (momentum == momentum[c.calibration])
         other_beta = c.held_out & ~same_beta

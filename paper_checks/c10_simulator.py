@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from bnwd.analysis.catapult import MIN_CATAPULTS, run_catapult_constants
+from bnwd.analysis.catapult import MIN_CATAPULTS
 from bnwd.paper_checks import c3_frequency
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Verdict
-from bnwd.simulate.catapult import one_run_calibrations
+from bnwd.simulate.catapult import calibrate_on_runs, measured_periods
 
 __all__ = ["CLAIM", "HEADLINE", "SETTINGS", "TITLE", "plan", "run"]
 
@@ -58,13 +58,14 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     rows = [r.summary for r in runs]
     lr = np.array([r["lr_effective"] for r in rows])
     wd = np.array([r["wd"] for r in rows])
-    momentum = np.array([r["momentum"] for r in rows])
-    measured = np.array(
-        [r["period_measured"] if len(r["periods"]) >= settings["min_periods"] else np.nan for r in rows]
+    measured = measured_periods(rows, settings["min_periods"])
+    calibrations = calibrate_on_runs(
+        [(r.steps, r.series, r.summary) for r in runs],
+        min_periods=settings["min_periods"],
+        budgets=settings["simulated_budgets"],
+        seeds=settings["seeds"],
     )
-    constants = [run_catapult_constants(r.steps, r.series, r.summary) for r in runs]
-    steps = settings["simulated_budgets"] * max(r["steps_trained"] for r in rows)
-    calibrations = one_run_calibrations(constants, lr, wd, momentum, measured, steps=steps, seeds=settings["seeds"])
+    calibrating = {c.calibration for c in calibrations}
     tolerance = {key: settings[key] for key in _TOLERANCES}
     scored = [c for c in calibrations if c.held_out.any()]
     _plot(lr * wd, measured, scored, ctx.figure_path(CLAIM))
@@ -116,7 +117,7 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
                 "lr_wd": float(lr[i] * wd[i]),
                 "period_measured": float(measured[i]),
                 "period_std_measured": float(measured_std[i]),
-                "calibrates": constants[i] is not None and bool(np.isfinite(measured[i])),
+                "calibrates": i in calibrating,
             }
             for i in range(len(rows))
         ],

@@ -16,12 +16,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from bnwd import theory
-from bnwd.analysis.catapult import run_catapult_constants
 from bnwd.analysis.periods import median_abs_relative_error
 from bnwd.analysis.summary import a_priori_slope, frequency_slope_band
 from bnwd.paper_checks.common import CheckContext
 from bnwd.paper_checks.figures import four_panels
-from bnwd.simulate.catapult import one_run_calibrations
+from bnwd.simulate.catapult import calibrate_on_runs
 from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient
 from bnwd.simulate.reduced import held_out_rows
 from bnwd.simulate.sweep import simulate_grid
@@ -87,17 +86,6 @@ def _held_out_error(found: dict, key: str) -> float:
     return median_abs_relative_error(found[key][both], found["measured"][both])
 
 
-def _one_run_calibrations(runs, steps: int) -> list:
-    """:func:`simulate.catapult.one_run_calibrations` of the runs, those with a run to predict."""
-    rows = [run.summary for run in runs]
-    lr, wd, momentum = (np.array([r[key] for r in rows]) for key in ("lr_effective", "wd", "momentum"))
-    measured = np.array([r["period_measured"] if len(r["periods"]) >= 4 else np.nan for r in rows])
-    constants = [run_catapult_constants(run.steps, run.series, run.summary) for run in runs]
-    # periods from simulated runs 4 × as long as the measured ones (less Monte Carlo noise), as C10
-    calibrations = one_run_calibrations(constants, lr, wd, momentum, measured, steps=4 * steps)
-    return [c for c in calibrations if c.held_out.any()]
-
-
 def _fmt(value, spec: str) -> str:
     return "—" if value is None or not np.isfinite(value) else format(value, spec)
 
@@ -149,7 +137,11 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, device: str = "auto", pr
     labels = [f"η={r.spec.lr:g}, λ={r.spec.wd:g}" for r in runs]
     four_panels(runs, out / "four_panels.png", labels=labels)
     predicted = held_out_rows(real, min_periods=4)
-    calibrated = _one_run_calibrations(runs, plan.real_steps)
+    calibrated = [
+        c
+        for c in calibrate_on_runs([(run.steps, run.series, run.summary) for run in runs], min_periods=4)
+        if c.held_out.any()
+    ]
     plot_periods(real, simulated, predicted, out / "period_vs_etalambda.png", calibrated)
     report = out / "report.md"
     report.write_text(

@@ -35,16 +35,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bnwd import theory
-from bnwd.analysis.catapult import CatapultConstants, correlation
+from bnwd.analysis.catapult import CatapultConstants, correlation, run_catapult_constants
 from bnwd.analysis.detection import period_lengths
 from bnwd.analysis.periods import PredictionScores, median_abs_relative_error, score_predictions
 from bnwd.analysis.regimes import MIN_DESTABILIZATIONS
 
 __all__ = [
+    "SIMULATED_BUDGETS",
     "STATIONARY",
     "CalibratedPredictions",
     "CatapultRun",
     "SimulatedPeriods",
+    "calibrate_on_runs",
+    "measured_periods",
     "missed_as_infinite",
     "one_run_calibrations",
     "power_law_held_out",
@@ -268,6 +271,8 @@ class CalibratedPredictions:
     ----------
     calibration : int
         Index of the run the constants were measured on.
+    constants : CatapultConstants
+        What the simulator was fed: that run's constants.
     predicted, predicted_std, predicted_serial_correlation : ndarray, shape (n,)
         The simulator's mean period, the spread of the periods within a run and their lag-1 correlation, per run.
     constant_product : ndarray, shape (n,)
@@ -288,6 +293,7 @@ class CalibratedPredictions:
     """
 
     calibration: int
+    constants: CatapultConstants
     predicted: np.ndarray
     predicted_std: np.ndarray
     predicted_serial_correlation: np.ndarray
@@ -317,7 +323,8 @@ def one_run_calibrations(
     lr, wd, momentum, measured : array_like, shape (n,)
         Each run's (η, λ, β) and measured mean period (NaN: none).
     steps : int
-        Simulated steps per run: enough for many periods at the smallest ηλ (C10 takes 4 × the runs' budget).
+        Simulated steps per run: enough for many periods at the smallest ηλ (:func:`calibrate_on_runs` takes
+        :data:`SIMULATED_BUDGETS` × the runs' budget).
     seeds, seed
         As in :func:`simulated_periods`.
 
@@ -356,6 +363,7 @@ def one_run_calibrations(
         found.append(
             CalibratedPredictions(
                 calibration=i,
+                constants=constants[i],
                 predicted=predicted,
                 predicted_std=np.array([p.period_std for p in own]),
                 predicted_serial_correlation=np.array([p.serial_correlation for p in own]),
@@ -367,3 +375,28 @@ def one_run_calibrations(
             )
         )
     return found
+
+
+SIMULATED_BUDGETS = 4
+"""How many times the longest measured run :func:`calibrate_on_runs` simulates: more periods, less Monte Carlo
+noise in the predicted means."""
+
+
+def measured_periods(rows: list[dict], min_periods: int) -> np.ndarray:
+    """Each summary row's mean period (``period_measured``), NaN where it counted fewer than ``min_periods`` periods:
+    shape (n_rows,)."""
+    return np.array([r["period_measured"] if len(r["periods"]) >= min_periods else np.nan for r in rows], dtype=float)
+
+
+def calibrate_on_runs(
+    runs, *, min_periods: int, budgets: int = SIMULATED_BUDGETS, seeds: int = 8, seed: int = 0
+) -> list[CalibratedPredictions]:
+    """:func:`one_run_calibrations` of finished runs, each given as ``(steps, series, summary row)``: their constants
+    (:func:`analysis.catapult.run_catapult_constants`), (η, λ, β) and :func:`measured_periods`, simulated for
+    ``budgets`` × the longest run."""
+    rows = [row for *_, row in runs]
+    lr, wd, momentum = (np.array([r[key] for r in rows], dtype=float) for key in ("lr_effective", "wd", "momentum"))
+    constants = [run_catapult_constants(*run) for run in runs]
+    steps = budgets * max(r["steps_trained"] for r in rows)
+    measured = measured_periods(rows, min_periods)
+    return one_run_calibrations(constants, lr, wd, momentum, measured, steps=steps, seeds=seeds, seed=seed)
