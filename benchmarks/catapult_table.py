@@ -20,9 +20,11 @@ from bnwd.analysis.catapult import catapults, summarize_catapults
 from bnwd.empirical.runs import read_run
 
 
-def catapult_row(steps, series: dict, summary: dict, *, lr: float, wd: float, momentum: float) -> dict:
-    """The catapult summary of one run's ``series`` (schema names) and summary row (``events``, ``period_measured``),
-    with its ηλ, period·ηλ and events; a trained run's or a simulated config's alike."""
+def catapult_row(steps, series: dict, summary: dict) -> dict:
+    """The catapult summary of one run's ``series`` (schema names) and summary row (``events``, ``period_measured``,
+    ``lr_effective``, ``wd``, ``momentum``), with its ηλ, period·ηλ and events; a trained run's or a simulated
+    config's alike."""
+    lr, wd, momentum = summary["lr_effective"], summary["wd"], summary["momentum"]
     events = np.searchsorted(steps, summary["events"])
     found = catapults(series["elr"], series["eff_grad_norm"], series["loss"], events, lr=lr, wd=wd, momentum=momentum)
     caught = summarize_catapults(found)
@@ -50,10 +52,7 @@ def catapult_row(steps, series: dict, summary: dict, *, lr: float, wd: float, mo
 def row(folder: Path) -> dict:
     """The catapult summary of the finished run in ``folder`` (:func:`catapult_row`)."""
     run = read_run(folder)
-    config = run.config
-    return catapult_row(
-        run.steps, run.series, run.summary, lr=config["lr_effective"], wd=config["wd"], momentum=config["momentum"]
-    )
+    return catapult_row(run.steps, run.series, run.summary)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ transient. Writes ``benchmarks/results/toy_vs_nets.json`` (``_results``); the la
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import tempfile
 import time
@@ -28,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 from _results import add_out_option, write_results
-from catapult_table import catapult_row, row
+from catapult_table import catapult_row
 
 from bnwd.analysis.records import read_series_csv
 from bnwd.analysis.summary import frequency_slope_band
 from bnwd.empirical.runs import read_run
+from bnwd.paper_checks.c3_frequency import equal_product_groups
 from bnwd.simulate.models import BatchNormMLP
 from bnwd.simulate.sweep import simulate_grid
 
@@ -66,27 +68,28 @@ def run_toy(model: BatchNormMLP, steps: int, seed: int) -> tuple[list[dict], dic
         rows = []
         for config in summary["rows"]:
             series_steps, series = read_series_csv(Path(folder) / "series" / f"{config['run_id']}.csv")
-            catapult = catapult_row(series_steps, series, config, lr=config["lr"], wd=config["wd"], momentum=0.0)
+            catapult = catapult_row(series_steps, series, config)
             rows.append(table_row("toy", config, catapult))
     return rows, summary, seconds
 
 
 def equal_lr_wd_pairs(rows: list[dict]) -> list[dict]:
-    """Every two configs with the same ηλ: their periods and relative difference |T₁ − T₂| / mean."""
+    """Every two configs with the same ηλ (:func:`paper_checks.c3_frequency.equal_product_groups`), in the rows'
+    order: their periods and relative difference |T₁ − T₂| / mean."""
+    groups = equal_product_groups(np.array([r["lr_wd"] for r in rows]))
     pairs = []
-    for i, first in enumerate(rows):
-        for second in rows[i + 1 :]:
-            if np.isclose(first["lr_wd"], second["lr_wd"], rtol=1e-9):
-                t1, t2 = first["period"], second["period"]
-                pairs.append(
-                    {
-                        "lr_wd": first["lr_wd"],
-                        "configs": f"η {first['lr']:g}, λ {first['wd']:g} / η {second['lr']:g}, λ {second['wd']:g}",
-                        "period_1": t1,
-                        "period_2": t2,
-                        "relative_difference": abs(t1 - t2) / ((t1 + t2) / 2),
-                    }
-                )
+    for i, j in sorted(pair for group in groups for pair in itertools.combinations(group.tolist(), 2)):
+        first, second = rows[i], rows[j]
+        t1, t2 = first["period"], second["period"]
+        pairs.append(
+            {
+                "lr_wd": first["lr_wd"],
+                "configs": f"η {first['lr']:g}, λ {first['wd']:g} / η {second['lr']:g}, λ {second['wd']:g}",
+                "period_1": t1,
+                "period_2": t2,
+                "relative_difference": abs(t1 - t2) / ((t1 + t2) / 2),
+            }
+        )
     return pairs
 
 
@@ -137,9 +140,10 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     toy_rows, toy_summary, seconds = run_toy(model, args.steps, args.seed)
     wall = seconds["wall_s"]
-    net_summaries = [read_run(folder).summary for folder in args.runs]
+    nets = [read_run(folder) for folder in args.runs]
+    net_summaries = [run.summary for run in nets]
     net_rows = sorted(
-        (table_row("ConvNetSI", s, row(f)) for f, s in zip(args.runs, net_summaries, strict=True)),
+        (table_row("ConvNetSI", run.summary, catapult_row(run.steps, run.series, run.summary)) for run in nets),
         key=lambda r: r["lr_wd"],
     )
     toy_fit, net_fit = toy_summary["frequency_slope"], frequency_slope_band(net_summaries)
