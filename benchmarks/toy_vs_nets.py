@@ -35,7 +35,7 @@ from bnwd.analysis.records import read_series_csv
 from bnwd.analysis.summary import frequency_slope_band
 from bnwd.empirical.runs import read_run
 from bnwd.paper_checks.c3_frequency import equal_product_groups
-from bnwd.simulate.models import BatchNormMLP
+from bnwd.simulate.models import MLP_DTYPES, BatchNormMLP
 from bnwd.simulate.sweep import simulate_grid
 
 LRS = (0.5, 1.0, 2.0)
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="the toy's precision")
+    parser.add_argument("--dtype", choices=MLP_DTYPES, default="float64", help="the toy's precision")
     parser.add_argument("--seed", type=int, default=0, help="initial weights, minibatches and head")
     add_out_option(parser, "toy_vs_nets")
     args = parser.parse_args()
