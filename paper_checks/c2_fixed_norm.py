@@ -14,9 +14,17 @@ every summary uses (:func:`analysis.detection.find_spikes`, over each run's dete
 significance ``loss_z``) and a stated smallest spike, ``min_loss_spike`` (×100: a destabilisation sends the loss up
 by ×10²–10⁴ in the paper). Spikes of any size are not used for the verdict: a converged loss has significant small
 bursts; those counts (the fixed run's are its summary's destabilisations, regime ``fixed_norm``) are reported too.
-The claim holds when the free run has at least ``min_free_destabilizations`` destabilisations on ρ and as many
-loss spikes, the fixed run at most ``max_fixed_destabilizations`` loss spikes, and the fixed run trains (final
-loss at most ``max_fixed_loss_ratio`` of its initial loss).
+
+What is tested is what the claim says: the free run is periodic and the fixed run is not. Periodic behaviour is a
+*sequence* of destabilisations, and the project has one rule for how many make one:
+:data:`analysis.regimes.MIN_DESTABILIZATIONS` (3), the count every run's regime is classified with. So the free run
+needs at least ``min_free_destabilizations`` (that count) destabilisations on ρ and as many loss spikes ≥ ×100, and
+the fixed run at most ``max_fixed_loss_spikes`` = MIN_DESTABILIZATIONS − 1 loss spikes ≥ ×100: one or two isolated
+bursts are no periodic behaviour, whereas "none at all" would make the verdict hang on whether one rare burst
+happens to fall within a run's steps. The rule comes from the claim and the regime rule, not from any run's counts,
+and it is the rule the free run is held to, read the other way. The fixed run must also
+train (final loss at most ``max_fixed_loss_ratio`` of its initial loss), so that "not periodic" is not an empty
+statement about a run that never left chance level.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from matplotlib.figure import Figure
 
 import bnwd.paper_checks.c1_periodic as c1
 from bnwd.analysis.detection import find_spikes
+from bnwd.analysis.regimes import MIN_DESTABILIZATIONS
 from bnwd.paper_checks.common import CheckContext, PlannedRun, Run, Verdict
 from bnwd.paper_checks.figures import draw_rho, positive, run_label, save_figure
 
@@ -39,8 +48,8 @@ SETTINGS = {
     scale: {
         "run": c1.SETTINGS[scale]["run"],  # C1's free run, shared through the run cache
         "fixed_norm_quantile": 0.5,
-        "min_free_destabilizations": 3,
-        "max_fixed_destabilizations": 0,
+        "min_free_destabilizations": MIN_DESTABILIZATIONS,
+        "max_fixed_loss_spikes": MIN_DESTABILIZATIONS - 1,  # fewer than make a run periodic
         "min_loss_spike": 100.0,
         "max_fixed_loss_ratio": 0.1,
     }
@@ -49,10 +58,11 @@ SETTINGS = {
 SETTINGS["tiny"]["min_free_destabilizations"] = 2
 
 
-def loss_spikes(run: Run, min_z: float, min_jump: float | None) -> int:
-    """Spikes of the loss of ``run`` over its detection window, at significance ``min_z`` and of size at least
-    ``exp(min_jump)`` (None: any size)."""
-    return int(find_spikes(run.series["loss"], run.summary["detection_window"], min_z=min_z, min_jump=min_jump).size)
+def loss_spikes(run: Run, min_z: float, min_jump: float | None) -> list[int]:
+    """The steps of the spikes of the loss of ``run`` over its detection window, at significance ``min_z`` and of
+    size at least ``exp(min_jump)`` (None: any size)."""
+    found = find_spikes(run.series["loss"], run.summary["detection_window"], min_z=min_z, min_jump=min_jump)
+    return run.steps[found].tolist()
 
 
 def plan(settings: dict) -> list[PlannedRun]:
@@ -72,11 +82,13 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
     fixed_norm = float(f"{quantile:.3g}")
     fixed = ctx.train(free_spec.replace(fix_norm=fixed_norm))
     min_jump = float(np.log(settings["min_loss_spike"]))
+    fixed_spike_steps = loss_spikes(fixed, ctx.detector.loss_z, min_jump)
     numbers = {
         "free_destabilizations": int(free.summary["n_destabilizations"]),
-        "free_loss_spikes": loss_spikes(free, ctx.detector.loss_z, min_jump),
-        "fixed_loss_spikes": loss_spikes(fixed, ctx.detector.loss_z, min_jump),
-        "free_loss_events_default_threshold": loss_spikes(free, ctx.detector.loss_z, None),
+        "free_loss_spikes": len(loss_spikes(free, ctx.detector.loss_z, min_jump)),
+        "fixed_loss_spikes": len(fixed_spike_steps),
+        "fixed_loss_spike_steps": fixed_spike_steps,
+        "free_loss_events_default_threshold": len(loss_spikes(free, ctx.detector.loss_z, None)),
         "fixed_loss_events_default_threshold": int(fixed.summary["n_destabilizations"]),
         "fixed_norm": fixed_norm,
         "fixed_elr": float(np.median(fixed.series["elr"])),
@@ -84,18 +96,19 @@ def run(ctx: CheckContext, settings: dict) -> Verdict:
         "initial_norm": float(free.series["si_norm"][0]),  # ρ recorded before step 0: ρ₀
         "fixed_final_over_initial_loss": c1.loss_ratio(fixed),
     }
-    limits = ("min_free_destabilizations", "max_fixed_destabilizations", "min_loss_spike", "max_fixed_loss_ratio")
+    limits = ("min_free_destabilizations", "max_fixed_loss_spikes", "min_loss_spike", "max_fixed_loss_ratio")
     tolerance = {k: settings[k] for k in limits}
     passed = (
         min(numbers["free_destabilizations"], numbers["free_loss_spikes"]) >= tolerance["min_free_destabilizations"]
-        and numbers["fixed_loss_spikes"] <= tolerance["max_fixed_destabilizations"]
+        and numbers["fixed_loss_spikes"] <= tolerance["max_fixed_loss_spikes"]
         and numbers["fixed_final_over_initial_loss"] <= tolerance["max_fixed_loss_ratio"]
     )
     summary = (
         f"free run: {numbers['free_destabilizations']} destabilisations on ρ, {numbers['free_loss_spikes']} loss "
         f"spikes ≥ ×{settings['min_loss_spike']:g} (need ≥ {tolerance['min_free_destabilizations']} each); norm fixed "
-        f"at ρ={fixed_norm:.3g} (η̃={numbers['fixed_elr']:.3g}): {numbers['fixed_loss_spikes']} loss spikes (need ≤ "
-        f"{tolerance['max_fixed_destabilizations']}; {numbers['fixed_loss_events_default_threshold']} of any size), "
+        f"at ρ={fixed_norm:.3g} (η̃={numbers['fixed_elr']:.3g}): {numbers['fixed_loss_spikes']} loss spikes "
+        f"{fixed_spike_steps} (need ≤ {tolerance['max_fixed_loss_spikes']}, fewer than the {MIN_DESTABILIZATIONS} "
+        f"that make a run periodic; {numbers['fixed_loss_events_default_threshold']} of any size), "
         f"loss ×{numbers['fixed_final_over_initial_loss']:.2g} of initial "
         f"(need ≤ {tolerance['max_fixed_loss_ratio']})"
     )
