@@ -11,10 +11,13 @@ is ``null`` in JSON; NaN is an empty cell in CSV. Readers turn them back into Na
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from bnwd.analysis.schema import EVAL_FIELDS, SERIES, SERIES_FIELDS, SUMMARY_FIE
 
 __all__ = [
     "append_jsonl",
+    "check_writable",
     "current_record",
     "make_durable",
     "read_jsonl",
@@ -66,9 +70,28 @@ def _write_atomically(path: Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or an interrupt: the file before stays whole, no temporary one behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def check_writable(folder: Path, need_bytes: int = 0) -> None:
+    """Raise ``OSError`` (with the folder as its filename) unless a file can be created in ``folder`` and its disk
+    has ``need_bytes`` free: a run fails before its work, not at its first write."""
+    folder = Path(folder)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(folder)) from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        needed = f"{need_bytes / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free"
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {needed}", str(folder))
 
 
 def write_json(path: Path, data) -> Path:

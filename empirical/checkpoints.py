@@ -30,10 +30,14 @@ def save_checkpoint(folder: str | Path, state: dict) -> Path:
     torch.save(state, buffer)
     data = buffer.getvalue()
     tmp = folder / f"{CURRENT}.tmp"
-    with open(tmp, "wb") as stream:
-        stream.write(data + hashlib.sha256(data).digest())
-        stream.flush()
-        os.fsync(stream.fileno())
+    try:
+        with open(tmp, "wb") as stream:
+            stream.write(data + hashlib.sha256(data).digest())
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:  # a full disk or an interrupt: the checkpoints before stay, no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
     if (folder / CURRENT).exists():
         os.replace(folder / CURRENT, folder / PREVIOUS)
     os.replace(tmp, folder / CURRENT)

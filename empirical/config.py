@@ -20,6 +20,7 @@ __all__ = [
     "DEVICES",
     "DOMAINS",
     "DTYPES",
+    "MAY_CHANGE_ON_RESUME",
     "RunSpec",
     "TrainConfig",
     "check_fields",
@@ -31,6 +32,10 @@ __all__ = [
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+MAY_CHANGE_ON_RESUME = ("steps", "epochs", "checkpoint_every", "device", "channels_last")
+"""The run fields a resumed run may give other values than its checkpoint's: how long it trains (to extend it),
+how often it checkpoints, where and in which memory format it runs. Every other field decides what is trained; a
+resume that changes one is refused (:meth:`empirical.trainer.Trainer.resume`)."""
 
 DOMAINS = {
     "> 0": lambda v: v > 0,

@@ -130,8 +130,8 @@ def build_trainer(spec: RunSpec, out: Path, *, loaded: dict | None = None) -> Tr
             test_x=data.test_x.contiguous(memory_format=torch.channels_last),
         )
     values = {name: getattr(spec, name) for name in _TRAIN_FIELDS} | {"steps": spec_steps(spec, data.n_train)}
-    trainer = Trainer(model, data, TrainConfig(**values), out)
-    trainer.monitor.run_config["numerics"] = numerics
+    trainer = Trainer(model, data, TrainConfig(**values), out, spec=asdict(spec))
+    trainer.monitor.run_config["numerics"] = {"device": device, **numerics}
     return trainer
 
 

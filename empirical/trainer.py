@@ -11,7 +11,10 @@ reproduces the uninterrupted run's files byte for byte on a CPU.
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import math
+import platform
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -21,21 +24,31 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bnwd.analysis.records import write_json, write_jsonl
+from bnwd.analysis.records import check_writable, write_json, write_jsonl
 from bnwd.empirical.checkpoints import load_checkpoint, save_checkpoint
-from bnwd.empirical.config import TrainConfig
+from bnwd.empirical.config import MAY_CHANGE_ON_RESUME, TrainConfig
 from bnwd.empirical.curvature import batch_sharpness
 from bnwd.empirical.data import AUGMENTATION, Dataset, augment, epoch_batches
 from bnwd.empirical.monitor import Monitor
 from bnwd.empirical.scale_invariance import find_si_groups, si_parameters
 
-__all__ = ["Trainer", "eval_steps", "steps_per_epoch"]
+__all__ = ["Trainer", "eval_steps", "steps_per_epoch", "versions"]
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:
     """Optimiser steps in one pass over ``n_train`` samples: one in full-batch mode, else ``⌈n/B⌉`` minibatches
     (the last one partial, as :func:`empirical.data.epoch_batches` cuts them)."""
     return 1 if config.full_batch else math.ceil(n_train / config.batch_size)
+
+
+def versions() -> dict:
+    """The versions that decide a run's rounding: Python, bnwd, torch and numpy (for ``config.json``)."""
+    return {
+        "python": platform.python_version(),
+        "bnwd": importlib.metadata.version("bnwd"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def eval_steps(total: int, points: int) -> list[int]:
@@ -52,7 +65,9 @@ class Trainer:
     Without an ``optimizer``, SGD is built with them as the first parameter group (lr, wd, momentum) and every other
     trainable parameter as the second (``noninv_lr``, wd, momentum); a given optimizer is used as it is (the config's
     lr, wd and momentum then unused; ``fix_elr``, which sets the lr, refused). ``loss_fn(outputs, targets)`` is the
-    mean loss trained on.
+    mean loss trained on. ``spec`` is everything that defines the run (default: the config's fields;
+    :func:`empirical.runs.build_trainer` gives the whole :class:`~empirical.config.RunSpec`): written to
+    ``config.json`` and to every checkpoint, and compared on :meth:`resume`.
     """
 
     def __init__(
@@ -64,12 +79,15 @@ class Trainer:
         *,
         loss_fn: Callable = F.cross_entropy,
         optimizer: torch.optim.Optimizer | None = None,
+        spec: dict | None = None,
     ):
         if config.batch_size > data.n_train:
             raise ValueError(f"batch_size {config.batch_size} is larger than the {data.n_train} training samples")
         if optimizer is not None and config.fix_elr is not None:
             raise ValueError("fix_elr sets the learning rate: it needs the trainer's own optimizer")
         self.model, self.data, self.config, self.out, self.loss_fn = model, data, config, Path(out), loss_fn
+        self.spec = asdict(config) if spec is None else dict(spec)
+        self.resumes: list[dict] = []  # where the run was resumed, from which checkpoint, with which fields changed
         size = min(config.batch_size, data.n_train)
         probe = (data.train_x[:size], data.train_y[:size])
         self.si_groups = find_si_groups(model, *probe, loss_fn=loss_fn)
@@ -107,17 +125,20 @@ class Trainer:
         )
         self.step = 0
         self.resumed_from: Path | None = None
+        self.checkpointed_at: int | None = None  # the step of the newest checkpoint on disk
         self._written: dict = {}  # what the last checkpoint wrote of config.json and eval.jsonl
         self.evals: list[dict] = []
         self.diverged_at: int | None = None
 
     def _run_config(self) -> dict:
-        """The trainer's part of ``config.json``: the config, the learning rate applied to the SI weights, ρ₀ and
-        the fixed norm (None for a free one). With a given optimizer, the monitor's reading of its η, λ, β stands."""
-        config = asdict(self.config) | {"lr_effective": self.lr}
+        """The trainer's part of ``config.json``: the spec (with the steps the config resolved), the learning rate
+        applied to the SI weights, ρ₀, the fixed norm (None for a free one), the versions and the resumes. With a
+        given optimizer, the monitor's reading of its η, λ, β stands."""
+        config = self.spec | asdict(self.config) | {"lr_effective": self.lr}
         if not self._owns_optimizer:
             config = {k: v for k, v in config.items() if k not in ("lr", "wd", "momentum", "lr_effective")}
-        return {**config, "si_norm0": self.si_norm0, "fixed_norm": self.fixed_norm}
+        extra = {"versions": versions(), "resumes": self.resumes}
+        return {**config, "si_norm0": self.si_norm0, "fixed_norm": self.fixed_norm, **extra}
 
     @property
     def series(self) -> list[dict]:
@@ -183,8 +204,10 @@ class Trainer:
         return self.step >= self.config.steps or self.diverged_at is not None
 
     def _start(self) -> None:
-        """Before the first step of :meth:`run` (or of a resumed run): the folder, the schedule of evaluations."""
+        """Before the first step of :meth:`run` (or of a resumed run): the folder, writable with room for a
+        checkpoint (``OSError`` now rather than after the work), the schedule of evaluations."""
         self.out.mkdir(parents=True, exist_ok=True)
+        check_writable(self.out, self._checkpoint_bytes() if self.config.checkpoint_every else 0)
         self._evaluate_at = set(eval_steps(self.config.steps, self.config.eval_points))
         self._per_epoch = steps_per_epoch(self.config, self.data.n_train)
         self._epoch_order: tuple[int, list[torch.Tensor]] | None = None
@@ -251,6 +274,12 @@ class Trainer:
 
     # --- files --------------------------------------------------------------------------------------------
 
+    def _checkpoint_bytes(self) -> int:
+        """An upper estimate of a checkpoint's size: the model's state, and as much again per optimizer buffer
+        (SGD's momentum), with room for the rest."""
+        model = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        return model * (1 + (self.config.momentum > 0)) + 2**20
+
     def _checkpoint(self) -> None:
         """The records streamed so far made durable, then the state (:mod:`empirical.checkpoints`): the model, the
         optimizer, the monitor's position in the stream and the evaluations, not the history."""
@@ -262,8 +291,11 @@ class Trainer:
             "evals": self.evals,
             "si_norm0": self.si_norm0,
             "fixed_norm": self.fixed_norm,
+            "spec": self.spec,
+            "resumes": self.resumes,
         }
         save_checkpoint(self.out, state)
+        self.checkpointed_at = self.step
         config = self.monitor.config()
         if config != self._written.get("config"):  # both change rarely: rewritten only when they did
             write_json(self.out / "config.json", config)
@@ -274,18 +306,54 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from the newest whole checkpoint in ``out`` if there is one (:attr:`resumed_from` says which);
-        return whether there was. ``ValueError`` if every checkpoint there is damaged."""
+        return whether there was.
+
+        The checkpoint's spec must equal this trainer's but for the fields of
+        :data:`~empirical.config.MAY_CHANGE_ON_RESUME` (those changed are recorded in :attr:`resumes`, and so in
+        ``config.json``). ``ValueError``, naming what differs, for a checkpoint of another run, one beyond the steps
+        asked for, or one whose weights do not fit the model; and if every checkpoint there is damaged.
+        """
         found = load_checkpoint(self.out, map_location=self.data.train_x.device)
         if found is None:
             return False
-        state, self.resumed_from = found
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.evals = state["step"], state["evals"]
+        state, path = found
+        changed = self._changed_since(state)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:  # a checkpoint written before specs were recorded
+            reason = " ".join(line.strip() for line in str(error).strip().splitlines()[:2])
+            raise ValueError(f"{path}: its weights do not fit this model and optimizer ({reason})") from None
+        self.resumed_from = path
+        self.resumes = [*state.get("resumes", []), {"step": state["step"], "checkpoint": path.name, "changed": changed}]
+        self.step, self.evals, self.checkpointed_at = state["step"], state["evals"], state["step"]
         self.si_norm0, self.fixed_norm = state["si_norm0"], state["fixed_norm"]  # the run's, not this fresh model's
         self.monitor.run_config |= self._run_config()
         self.monitor.load_state_dict(state["monitor"])
         return True
+
+    def _changed_since(self, state: dict) -> dict:
+        """The spec fields that differ from those the checkpoint ``state`` was written with, as ``{name: [then,
+        now]}``; ``ValueError`` if one may not change on resume, or if the checkpoint is beyond the last step. A
+        checkpoint written before specs were recorded is compared with the fields ``config.json`` holds."""
+        if "spec" in state:
+            written = state["spec"]
+        else:
+            config_path = self.out / "config.json"
+            written = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+        changed = {k: [written[k], v] for k, v in self.spec.items() if k in written and written[k] != v}
+        refused = [k for k in changed if k not in MAY_CHANGE_ON_RESUME]
+        if refused:
+            differences = ", ".join(f"{k} {changed[k][0]!r} (now {changed[k][1]!r})" for k in refused)
+            raise ValueError(
+                f"{self.out} holds another run: its checkpoint has {differences}; only "
+                f"{', '.join(MAY_CHANGE_ON_RESUME)} may change on resume"
+            )
+        if state["step"] > self.config.steps:
+            raise ValueError(
+                f"{self.out}: its checkpoint is at step {state['step']}, beyond the {self.config.steps} steps asked for"
+            )
+        return changed
 
     def _order(self, epoch: int) -> list[torch.Tensor]:
         device = self.data.train_y.device
@@ -301,13 +369,13 @@ class Trainer:
         ``after_step(t)``, if given, is called after the update of each step ``t`` (the model then holds the weights
         of step t + 1)."""
         self._start()
-        bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train", unit="step")
-        while not self.finished:
-            batches, measured = self._begin_step()
-            loss, acc = self._loss_and_grads(batches)
-            self._end_step(batches, loss, acc, measured, after_step)
-            bar.update(1)
-        bar.close()
+        # closed on an interrupt too: what is printed after it starts on a line of its own
+        with tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train", unit="step") as bar:
+            while not self.finished:
+                batches, measured = self._begin_step()
+                loss, acc = self._loss_and_grads(batches)
+                self._end_step(batches, loss, acc, measured, after_step)
+                bar.update(1)
         return self._finish()
 
     def summary(self) -> dict:

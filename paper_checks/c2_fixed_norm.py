@@ -55,7 +55,7 @@ SETTINGS = {
     }
     for scale in ("tiny", "small", "paper")
 }
-SETTINGS["tiny"]["min_free_destabilizations"] = 2
+SETTINGS["tiny"].update(min_free_destabilizations=2, max_fixed_loss_spikes=1)  # still fewer than the free run's
 
 
 def loss_spikes(run: Run, min_z: float, min_jump: float | None) -> list[int]:

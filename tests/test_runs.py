@@ -160,4 +160,7 @@ def test_cuda_numerics_are_strict_float32_unless_tf32_is_asked_for(monkeypatch):
 def test_config_records_the_numerics(tmp_path):
     spec = RunSpec(width=2, train_subset=64, batch_size=64, lr=0.5, wd=0.01, steps=2, eval_points=0, device="cpu")
     build_trainer(spec, tmp_path).run(progress=False)
-    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["numerics"] == {"float32": "strict"}
+    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["numerics"] == {
+        "device": "cpu",
+        "float32": "strict",
+    }

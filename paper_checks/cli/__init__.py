@@ -1,8 +1,9 @@
 """The ``bnwd`` command line: one module per command (``<command>_cmd``), what they share in
 :mod:`~paper_checks.cli.options` and :mod:`~paper_checks.cli.printing`.
 
-Every error a user can cause (a bad argument, an unwritable output folder) ends in one line on stderr and
-exit status 2; a statement that fails to verify ends in exit status 1. Building the parser imports no torch.
+Every error a user can cause (a bad argument, an unwritable output folder, a disk that fills) ends in one line on
+stderr and exit status 2; a statement that fails to verify ends in exit status 1; an interrupt in exit status 130.
+Building the parser imports no torch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bnwd.paper_checks.cli import (
     theory_cmd,
     train_cmd,
 )
-from bnwd.paper_checks.cli.options import EXIT_FAILED, EXIT_USAGE, Parser, UsageError, add_command
+from bnwd.paper_checks.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, add_command
 
 COMMANDS = (theory_cmd, simulate_cmd, train_cmd, check_cmd, demo_cmd, analogue_cmd, sweep_cmd)
 """The command modules, in the order ``bnwd --help`` lists them. Module ``<name>_cmd`` is ``bnwd <name>``: its
@@ -56,4 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("bnwd: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as error:  # a disk that filled, a folder removed under a running command
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"bnwd: error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE

@@ -29,7 +29,7 @@ __all__ = [
     "spec_values",
 ]
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 class UsageError(Exception):
@@ -159,11 +159,18 @@ def spec_values(args: argparse.Namespace) -> dict:
 
 
 def prepare_out(out: Path) -> None:
-    """Create the output folder first: fail before the work, not after it."""
+    """Create the output folder first, and check that files can be written in it: fail before the work, not after
+    it."""
+    from bnwd.analysis.records import check_writable  # here: `bnwd --help` loads no numpy
+
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--out {out}: cannot create that folder ({error.strerror or error})") from None
+    try:
+        check_writable(out)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot write in that folder ({error.strerror or error})") from None
 
 
 def resolve_device(device: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bnwd.paper_checks.cli import options
 from bnwd.paper_checks.cli.printing import band_text, fmt
@@ -24,6 +25,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bnwd.empirical.checkpoints import CURRENT, PREVIOUS
     from bnwd.empirical.runs import RunSpec, build_trainer
 
     try:
@@ -33,11 +35,25 @@ def run(args: argparse.Namespace) -> int:
     options.prepare_out(args.out)
     try:
         resumed = args.resume and trainer.resume()
-    except ValueError as error:  # every checkpoint damaged
+    except ValueError as error:  # a checkpoint of another run, or every checkpoint damaged
         raise options.UsageError(str(error)) from None
     if resumed:
-        print(f"resuming from step {trainer.step} ({trainer.resumed_from.name})")
-    summary = trainer.run(progress=True)
+        changed = "".join(f"; {k} {then} → {now}" for k, (then, now) in trainer.resumes[-1]["changed"].items())
+        print(f"resuming from step {trainer.step} ({trainer.resumed_from.name}{changed})")
+    elif args.resume:
+        print(f"no checkpoint in {args.out}: starting from step 0")
+    elif any((args.out / name).exists() for name in (CURRENT, PREVIOUS)):
+        print(f"{args.out} holds checkpoints of an earlier run: starting over (--resume continues from them)")
+    try:
+        summary = trainer.run(progress=True)
+    except KeyboardInterrupt:
+        print(f"bnwd: interrupted at step {trainer.step}; {_resume_hint(trainer)}", file=sys.stderr)
+        return options.EXIT_INTERRUPTED
+    except OSError as error:  # checked before the first step: a disk filled or a folder changed since
+        where = error.filename or args.out
+        raise options.UsageError(
+            f"cannot write {where} ({error.strerror or error}) at step {trainer.step}; {_resume_hint(trainer)}"
+        ) from None
     last = trainer.series[-1]
     print(
         f"{summary['steps_trained']} steps; final loss {last['loss']:.4g}, rho {last['si_norm']:.4g}, "
@@ -53,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
     _print_forecast(summary)
     print(f"wrote {args.out / 'config.json'}, series.jsonl, eval.jsonl and summary.json")
     return 0
+
+
+def _resume_hint(trainer) -> str:
+    """Where ``--resume`` would go on from, for a run stopped before its end."""
+    if trainer.checkpointed_at is None:
+        return "no checkpoint was written, so --resume starts over (--checkpoint-every K writes them)"
+    return f"--resume continues from step {trainer.checkpointed_at}"
 
 
 def _print_forecast(summary: dict) -> None:
