@@ -23,6 +23,21 @@ read once the closure has made it.
 
 Values stay on the device and are brought to the host every ``sync_every`` steps in one transfer (every step while
 the sharpness schedule needs η̃ to decide); a run that diverges is recorded up to its first non-finite step.
+
+Every record has the same columns whatever the optimizer, so that ``pandas.read_json(..., lines=True)["elr"]`` works
+for any run: η̃ and ‖g̃‖ are NaN (``null`` in ``series.jsonl``) where the theory does not cover the optimizer, and
+``config.json``'s ``not_computed`` says why. ``lr``, ``wd`` and ``momentum`` are what the SI weights' param group
+holds, and ``config.json``'s ``hyperparameters_read_from`` says from which entry and what it means: ``momentum`` is
+heavy-ball β where the group has a ``momentum`` (SGD, RMSprop), β₁ = ``betas[0]`` for the Adam family (the first
+moment's averaging, which the theory's β is not), 0 for an optimizer with neither; ``wd`` is ``weight_decay``,
+coupled (λw joins the gradient, as the theory has it) or decoupled (AdamW: w ← (1 − ηλ)w beside the step).
+
+The monitor refuses at construction what would make its numbers meaningless, in the words of the CLI
+(:func:`theory.validate`): where the theory covers the optimizer, η > 0, λ ≥ 0, β in [0, 1) and ηλ < 1, all finite;
+for another optimizer η > 0 and λ ≥ 0, finite (a warmup starts above η = 0). A schedule that takes η, λ, β out of
+that domain later loses nothing: the records are kept (η̃ NaN where η = 0), and the summary, whose theory needs them
+at the last step, is left out with the reason in ``not_computed``. :meth:`Monitor.close` writes ``series.jsonl`` and
+``config.json`` before it computes the summary, so that an error there raises with the records on disk.
 """
 
 from __future__ import annotations
@@ -73,6 +88,32 @@ def theory_covers(optimizer: torch.optim.Optimizer) -> str | None:
         if group.get("momentum", 0.0) and group.get("dampening", 0.0):
             return "momentum with dampening"
     return None
+
+
+def _momentum(group: dict) -> float:
+    """The param group's momentum-like coefficient (what ``config.json``'s ``hyperparameters_read_from`` names)."""
+    if "momentum" in group:
+        return float(group["momentum"])
+    return float(group["betas"][0]) if "betas" in group else 0.0
+
+
+def _hyperparameters_read_from(group: dict) -> dict[str, str]:
+    """Which entry of the param group ``group`` each of the records' ``lr``, ``wd`` and ``momentum`` is, and what
+    it means where the theory's η, λ, β are not what the optimizer applies."""
+    if "momentum" in group:
+        momentum = "momentum (Nesterov's β)" if group.get("nesterov") else "momentum (heavy-ball β)"
+    elif "betas" in group:
+        momentum = "betas[0] (β₁, the first moment's averaging: not heavy-ball β)"
+    else:
+        momentum = "none: the optimizer has no momentum, 0"
+    decoupled = group.get("decoupled_weight_decay", False)
+    return {
+        "lr": "lr",
+        "wd": "weight_decay (decoupled: w ← (1 − ηλ)w beside the step)"
+        if decoupled
+        else "weight_decay (coupled: λw joins the gradient)",
+        "momentum": momentum,
+    }
 
 
 def _distributed_rank() -> int:
@@ -164,19 +205,19 @@ class Monitor:
             raise ValueError("the model has no scale-invariant parameters (no weight feeds a BatchNorm)")
         self._groups = self._si_param_groups(model, optimizer)
         self.model, self.optimizer, self.loss_fn, self.probe = model, optimizer, loss_fn, (inputs, targets)
-        self._hyperparameters()  # one η, λ, β for the SI weights, or a clear error now rather than at the first step
+        self._outside_theory = theory_covers(optimizer)
+        self._check_settings()  # a clear error now rather than at the first step or in close()
+        self.not_computed = dict.fromkeys(THEORY_QUANTITIES, self._outside_theory) if self._outside_theory else {}
+        if self._outside_theory:
+            warnings.warn(
+                f"bnwd Monitor: {self._outside_theory}; the theory covers SGD with coupled weight decay (heavy-ball "
+                f"momentum allowed): recording ρ, ‖∇L‖ and the angular update, not {', '.join(THEORY_QUANTITIES)}",
+                stacklevel=2,
+            )
         self.out = None if out is None else Path(out)
         self.settings, self.run_config, self.on_records = settings, dict(run_config or {}), on_records
         self.sharpness_every = int(sharpness_every)
         self.sync_every = 1 if self.sharpness_every else (sync_every or SYNC_EVERY)
-        reason = theory_covers(optimizer)
-        self.not_computed = {name: reason for name in THEORY_QUANTITIES} if reason else {}
-        if reason:
-            warnings.warn(
-                f"bnwd Monitor: {reason}; the theory covers SGD with coupled weight decay (heavy-ball momentum "
-                f"allowed): recording ρ, ‖∇L‖ and the angular update, not {', '.join(THEORY_QUANTITIES)}",
-                stacklevel=2,
-            )
         self.si_norm0 = math.hypot(*torch.stack(torch._foreach_norm(self.si_params)).tolist())
         self.step = 0
         self.skipped_steps = 0
@@ -238,7 +279,7 @@ class Monitor:
     def _hyperparameters(self) -> tuple[float, float, float]:
         """η, λ, β of the SI parameters now; ``ValueError`` if their param groups disagree."""
         settings = {
-            (float(g["lr"]), float(g.get("weight_decay", 0.0)), float(g.get("momentum", 0.0)))
+            (float(g["lr"]), float(g.get("weight_decay", 0.0)), _momentum(g))
             for g in (self.optimizer.param_groups[i] for i in self._groups)
         }
         if len(settings) > 1:
@@ -247,6 +288,16 @@ class Monitor:
                 f" momentum) {sorted(settings)}: ρ, η̃ and the threshold need one η, λ, β for all of them"
             )
         return settings.pop()
+
+    def _check_settings(self) -> None:
+        """η, λ, β of the SI weights in the domain the records need (the module docstring), ``ValueError`` in
+        :func:`theory.validate`'s words otherwise; one η, λ, β for all of them (:meth:`_hyperparameters`)."""
+        lr, wd, momentum = self._hyperparameters()
+        if self._outside_theory:  # λ's meaning, and so ηλ's, depends on the optimizer
+            theory.validate(lr=lr)
+            theory.validate(wd=wd)
+        else:
+            theory.validate(lr=lr, wd=wd, momentum=momentum)
 
     # --- the step -----------------------------------------------------------------------------------------
 
@@ -351,8 +402,7 @@ class Monitor:
             record["angular_update"] = math.atan2(orthogonal, dot / rho) if rho > 0 else math.nan
             record["si_norm_per_tensor"] = norms[n_grads:]
             done.append(record)
-        if not self.not_computed:
-            self._add_theory(done)
+        self._add_theory(done)
         if self.diverged_at is None:
             kept = []
             for record in done:
@@ -365,16 +415,16 @@ class Monitor:
                 self.on_records(kept)
         self.record_stream.stream_chunk()
 
-    @staticmethod
-    def _add_theory(records: list[dict]) -> None:
-        """η̃ = η/ρ², ‖g̃‖ = ρ‖∇L‖ and η̃ times the sharpnesses measured, for ``records`` at once (NaN where ρ or
-        ‖∇L‖ is not finite)."""
+    def _add_theory(self, records: list[dict]) -> None:
+        """η̃ = η/ρ², ‖g̃‖ = ρ‖∇L‖ and η̃ times the sharpnesses measured, for ``records`` at once: NaN where the
+        theory does not cover the optimizer, or where its operands are outside the theory's domain (ρ or ‖∇L‖ not
+        finite; η not > 0, which a schedule may set)."""
         lr, rho, grad = (np.array([r[k] for r in records]) for k in ("lr", "si_norm", "grad_norm"))
-        finite = np.isfinite(rho) & (rho > 0) & np.isfinite(grad)
+        norm_ok = np.isfinite(rho) & (rho > 0) & (self._outside_theory is None)
+        with_grad, with_lr = norm_ok & np.isfinite(grad), norm_ok & np.isfinite(lr) & (lr > 0)
         elr, eff_grad_norm = np.full(len(records), np.nan), np.full(len(records), np.nan)
-        if finite.any():
-            elr[finite] = theory.effective_lr(lr[finite], rho[finite])
-            eff_grad_norm[finite] = theory.effective_grad_norm(grad[finite], rho[finite])
+        elr[with_lr] = theory.effective_lr(lr[with_lr], rho[with_lr])
+        eff_grad_norm[with_grad] = theory.effective_grad_norm(grad[with_grad], rho[with_grad])
         for record, r_elr, r_grad in zip(records, elr.tolist(), eff_grad_norm.tolist(), strict=True):
             record["elr"], record["eff_grad_norm"] = r_elr, r_grad
             for measured, product in _PRODUCTS.items():
@@ -396,7 +446,7 @@ class Monitor:
         if step is None or self.diverged_at is not None:
             return
         self._flush()
-        self.sharpness_schedule.settle(step, theory_applies=not self.not_computed)
+        self.sharpness_schedule.settle(step, theory_applies=self._outside_theory is None)
 
     # --- the run ------------------------------------------------------------------------------------------
 
@@ -427,15 +477,16 @@ class Monitor:
             self.sharpness_schedule.load_state_dict(state["search"])
 
     def config(self) -> dict:
-        """What ``config.json`` holds: the optimizer, η, λ, β at the last step (and whether η varied), ρ₀, the SI
-        groups, the weights' dtype (whose rounding floors the escape delay), the steps ``GradScaler`` skipped and
-        what was not computed; ``run_config`` over them."""
+        """What ``config.json`` holds: the optimizer, η, λ, β at the last step (and whether η varied) and what they
+        are read from, ρ₀, the SI groups, the weights' dtype (whose rounding floors the escape delay), the steps
+        ``GradScaler`` skipped and what was not computed; ``run_config`` over them."""
         lr, wd, momentum = self._last_hyper or self._hyperparameters()
         return {
             "optimizer": type(self.optimizer).__name__,
             "lr": lr,
             "wd": wd,
             "momentum": momentum,
+            "hyperparameters_read_from": _hyperparameters_read_from(self.optimizer.param_groups[self._groups[0]]),
             "lr_effective": lr,
             "lr_varies": self._lr_varies,
             "si_norm0": self.si_norm0,
@@ -449,32 +500,50 @@ class Monitor:
 
     def summary(self) -> dict | None:
         """The run's summary (:func:`summarize_records` of the records so far, with η, λ, β of the last step), or
-        None with the reason in :attr:`not_computed` (an optimizer outside the theory, no loss given to :meth:`log`
-        at every step, no step at all)."""
+        None with the reason in :attr:`not_computed` (:meth:`_why_no_summary`), which a later call with more steps
+        may lift."""
         records = self.records()
-        if "summary" not in self.not_computed:
-            missing = [r["step"] for r in records if "loss" not in r]
-            if not records:
-                self.not_computed["summary"] = "no optimizer step was taken"
-            elif missing:
-                self.not_computed["summary"] = f"no loss given to log() at {len(missing)} steps (first: {missing[0]})"
-        if "summary" in self.not_computed:
+        reason = self._why_no_summary(records)
+        if reason is not None:
+            self.not_computed["summary"] = reason
             return None
+        self.not_computed.pop("summary", None)
         return summarize_records(self.config(), records, self.settings)
 
+    def _why_no_summary(self, records: list[dict]) -> str | None:
+        """Why ``records`` have no summary: an optimizer outside the theory, no step at all, no loss given to
+        :meth:`log` at every step, or η, λ, β of the last step outside the theory's domain; None if they have one."""
+        if self._outside_theory:
+            return self._outside_theory
+        if not records:
+            return "no optimizer step was taken"
+        missing = [r["step"] for r in records if "loss" not in r]
+        if missing:
+            return f"no loss given to log() at {len(missing)} steps (first: {missing[0]})"
+        config = self.config()
+        try:
+            theory.validate(lr=config["lr_effective"], wd=config["wd"], momentum=config["momentum"])
+        except ValueError as error:  # a schedule took them there: the construction checked the first step's
+            return f"η, λ, β of the last step: {error}"
+        return None
+
     def close(self) -> dict | None:
-        """Detach from the optimizer, write the rest of ``series.jsonl``, ``config.json`` and ``summary.json`` to
-        ``out`` (the summary last; rank 0 only under DDP) and return the summary (:meth:`summary`)."""
+        """Detach from the optimizer, write the rest of ``series.jsonl`` and ``config.json`` to ``out``, then
+        ``summary.json`` (rank 0 only under DDP), and return the summary (:meth:`summary`). An error on the way
+        raises once the records and ``config.json`` are written."""
         if self.closed:
             raise RuntimeError("the Monitor was closed already")
-        self._settle()
-        summary, config = self.summary(), self.config()
         for handle in self._handles:
             handle.remove()
         self.closed = True
-        if self.record_stream.path is not None:
-            self.record_stream.stream_out(everything=True)
-            write_json(self.out / "config.json", config)
-            if summary is not None:
-                write_json(self.out / "summary.json", summary)
+        try:
+            self._settle()
+            summary = self.summary()
+        finally:  # what was recorded reaches the disk whatever failed above
+            self._flush()
+            if self.record_stream.path is not None:
+                self.record_stream.stream_out(everything=True)
+                write_json(self.out / "config.json", self.config())
+        if summary is not None and self.record_stream.path is not None:
+            write_json(self.out / "summary.json", summary)
         return summary

@@ -4,12 +4,14 @@ scheduled η, closures, clipping, accumulation, skipped steps, other optimizers,
 from __future__ import annotations
 
 import json
+import math
 import re
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,10 +22,11 @@ from numpy.testing import assert_allclose
 from bnwd import theory
 from bnwd.analysis.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
 from bnwd.empirical import monitor as empirical_monitor
+from bnwd.empirical.config import TrainConfig
 from bnwd.empirical.curvature import effective_sharpness
 from bnwd.empirical.data import load_dataset
 from bnwd.empirical.monitor import SHARPNESS_TOL, Monitor
-from bnwd.empirical.scale_invariance import EXACT_BN_EPS
+from bnwd.empirical.scale_invariance import EXACT_BN_EPS, find_si_groups
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # the examples' names, run from their files as a user would run them (not as __main__)
@@ -35,6 +38,12 @@ LIGHTNING = SimpleNamespace(**runpy.run_path(str(EXAMPLES / "lightning_callback.
 def digits():
     data = load_dataset("digits", dtype=torch.float64)
     return data.train_x[:256], data.train_y[:256]
+
+
+@pytest.fixture(scope="module")
+def si_groups(digits):
+    """The SI groups of :func:`_model`, found once: the search takes most of a Monitor's construction."""
+    return find_si_groups(_model(), digits[0][:32], digits[1][:32])
 
 
 def _model(seed=0):
@@ -192,17 +201,34 @@ def test_other_optimizers_get_what_is_well_defined_and_say_what_is_not(digits, t
     _loop(model, optimizer, digits, 5, monitor=monitor)
     records = monitor.records()
     assert {"si_norm", "grad_norm", "angular_update", "loss"} <= set(records[0])
-    assert not {"elr", "eff_grad_norm"} & set(records[0])
     assert monitor.close() is None
     assert set(monitor.not_computed) == set(empirical_monitor.THEORY_QUANTITIES)
     assert reason in monitor.not_computed["elr"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "series.jsonl"]
+    # what the theory does not cover is a column of NaN, not a missing one
+    series = pd.read_json(tmp_path / "series.jsonl", lines=True)
+    assert series[["elr", "eff_grad_norm"]].isna().all().all() and series["si_norm"].notna().all()
 
 
-def test_close_writes_config_records_and_summary_and_refuses_a_second_close(digits, tmp_path):
+def test_adamw_records_its_beta1_as_momentum_and_says_its_weight_decay_is_decoupled(digits, si_groups, tmp_path):
+    model = _model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.999), weight_decay=0.05)
+    with pytest.warns(UserWarning, match="AdamW is not SGD"):
+        monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups, out=tmp_path)
+    _loop(model, optimizer, digits, 3, monitor=monitor)
+    monitor.close()
+    series = pd.read_json(tmp_path / "series.jsonl", lines=True)
+    assert series["momentum"].tolist() == [0.8] * 3 and series["wd"].tolist() == [0.05] * 3
+    read_from = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["hyperparameters_read_from"]
+    assert read_from["momentum"].startswith("betas[0]") and "decoupled" in read_from["wd"]
+
+
+def test_close_writes_config_records_and_summary_and_refuses_a_second_close(digits, si_groups, tmp_path):
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
-    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path / "run")
+    monitor = Monitor(
+        model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups, out=tmp_path / "run"
+    )
     _loop(model, optimizer, digits, 12, monitor=monitor)
     assert not (tmp_path / "run").exists()  # fewer records than a chunk: nothing streamed yet
     summary = monitor.close()
@@ -219,20 +245,22 @@ def test_close_writes_config_records_and_summary_and_refuses_a_second_close(digi
     assert len(monitor.records()) == 12
 
 
-def test_without_the_loss_there_is_no_summary_and_it_says_why(digits, tmp_path):
+def test_without_the_loss_there_is_no_summary_and_it_says_why(digits, si_groups, tmp_path):
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
-    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups, out=tmp_path)
     _loop(model, optimizer, digits, 3)
     assert monitor.close() is None
     assert "no loss given to log() at 3 steps" in monitor.not_computed["summary"]
 
 
-def test_under_ddp_only_rank_zero_writes(digits, tmp_path, monkeypatch):
+def test_under_ddp_only_rank_zero_writes(digits, si_groups, tmp_path, monkeypatch):
     monkeypatch.setattr(empirical_monitor, "_distributed_rank", lambda: 1)
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
-    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), out=tmp_path / "rank1")
+    monitor = Monitor(
+        model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups, out=tmp_path / "rank1"
+    )
     _loop(model, optimizer, digits, 3, monitor=monitor)
     assert monitor.close() is not None and not (tmp_path / "rank1").exists()
 
@@ -263,10 +291,97 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_written(digits, tmp
     assert not (tmp_path / "run").exists()
 
 
+def _refusal(make) -> str | None:
+    try:
+        make()
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lr=st.floats(0.0, 1e100) | st.sampled_from([math.inf, math.nan]),  # bounded: ηλ stays finite
+    wd=st.floats(0.0, 1e100) | st.sampled_from([math.inf, math.nan]),
+    momentum=st.floats(min_value=0.0, max_value=2.0) | st.just(math.nan),
+)
+def test_sgd_settings_are_refused_at_construction_in_the_clis_words(digits, si_groups, lr, wd, momentum):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd, momentum=momentum)
+    refused = _refusal(lambda: Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups))
+    assert refused == _refusal(lambda: TrainConfig(lr=lr, wd=wd, momentum=momentum))
+
+
+@pytest.mark.parametrize(
+    "options, refusal",
+    [({"lr": math.inf}, "lr must be finite and > 0; got inf"), ({"weight_decay": math.inf}, "wd must be finite")],
+)
+def test_other_optimizers_settings_are_refused_where_they_make_no_sense(digits, si_groups, options, refusal):
+    model = _model()
+    optimizer = torch.optim.AdamW(model.parameters(), **options)
+    with pytest.raises(ValueError, match=re.escape(refusal)):
+        Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups)
+
+
+def test_a_schedule_that_sets_lr_zero_leaves_elr_nan_there(digits, si_groups):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: float(step != 1))
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups)
+    for _ in range(3):
+        _loop(model, optimizer, digits, 1, monitor=monitor)
+        schedule.step()
+    records = monitor.records()
+    assert _column(records, "lr").tolist() == [0.5, 0.0, 0.5]
+    assert np.isnan(_column(records, "elr")).tolist() == [False, True, False]
+    assert np.isfinite(_column(records, "eff_grad_norm")).all()
+
+
+def test_a_schedule_past_lr_wd_1_loses_no_record_and_the_summary_says_why_it_is_absent(digits, si_groups, tmp_path):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 5.0 if 10 <= step < 15 else 1.0)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups, out=tmp_path)
+    for _ in range(15):
+        _loop(model, optimizer, digits, 1, monitor=monitor)
+        schedule.step()
+    assert monitor.summary() is None  # ηλ = 1.25 at the last step
+    assert monitor.not_computed == {"summary": "η, λ, β of the last step: lr * wd must be < 1 (0 <= ηλ < 1); got 1.25"}
+    for _ in range(5):
+        _loop(model, optimizer, digits, 1, monitor=monitor)
+        schedule.step()
+    assert monitor.close() is not None and not monitor.not_computed  # back to ηλ = 0.25
+    assert len(pd.read_json(tmp_path / "series.jsonl", lines=True)) == 20
+
+
+def test_an_error_in_close_raises_after_the_records_and_config_are_written(digits, si_groups, tmp_path, monkeypatch):
+    def failing_summary(*args):
+        raise RuntimeError("the summary failed")
+
+    monkeypatch.setattr(empirical_monitor, "summarize_records", failing_summary)
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups, out=tmp_path)
+    _loop(model, optimizer, digits, 5, monitor=monitor)
+    with pytest.raises(RuntimeError, match="the summary failed"):
+        monitor.close()
+    assert len(pd.read_json(tmp_path / "series.jsonl", lines=True)) == 5
+    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["lr"] == 0.5
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_asking_for_the_summary_before_every_loss_is_given_keeps_the_theorys_columns(digits, si_groups):
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups)
+    _loop(model, optimizer, digits, 2)  # no log(): no loss
+    assert monitor.summary() is None
+    _loop(model, optimizer, digits, 2, monitor=monitor)
+    assert np.isfinite(_column(monitor.records(), "elr")).all()
+
+
 @pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")  # lightning 2.6's use of torch's pytree
 def test_the_lightning_example_logs_the_monitors_series_and_obeys_the_recursion(tmp_path):
-    import pandas as pd
-
     callback = LIGHTNING.train(40, out=str(tmp_path), precision="64-true", eps=EXACT_BN_EPS)
     records = callback.monitor.records()
     assert len(records) == 40 and recursion_error(records).max() < 1e-10
