@@ -2,7 +2,8 @@
 
 Each run is given one regime (:func:`classify`), with the numbers that decided it, in this order: ``undetermined``
 (fewer than :data:`MIN_SAMPLES` finite samples, constant, all non-finite, or a NaN gap followed by finite values:
-never a number from such a series); ``diverged`` (a non-finite loss or ρ from some step to the end); ``failed``
+never a number from such a series); ``diverged`` (a non-finite loss or ρ from some step to the end, named with the
+step); ``static`` (every angular update 0: η̃ too small to change the SI weights at all); ``failed``
 (finite, but the median loss of the last tenth of the run above the loss at its first step); ``fixed_norm`` /
 ``fixed_elr`` (ρ held by projection: the regime is the control); ``periodic`` (≥ 3 destabilisations, the last within
 3 median periods of the end, so that they repeat over the run; std/mean of the periods is stated); ``equilibrium``
@@ -28,7 +29,7 @@ from bnwd.analysis.schema import NormControl
 __all__ = ["MIN_DESTABILIZATIONS", "MIN_SAMPLES", "REGIMES", "Regime", "classify", "screen"]
 
 Regime = Literal[
-    "undetermined", "diverged", "failed", "fixed_norm", "fixed_elr", "periodic", "equilibrium", "convergent"
+    "undetermined", "diverged", "static", "failed", "fixed_norm", "fixed_elr", "periodic", "equilibrium", "convergent"
 ]
 REGIMES: tuple[Regime, ...] = get_args(Regime)
 MIN_DESTABILIZATIONS = 3
@@ -36,6 +37,7 @@ MIN_DESTABILIZATIONS = 3
 
 MIN_SAMPLES = 8
 """Fewest finite samples a series needs before anything is measured on it."""
+_NAMES = {"si_norm": "ρ", "loss": "the loss"}
 _STATIONARY = 0.25  # equilibrium: quarters within 25 % of each other and of θ*
 _REPEAT_PERIODS = 3.0  # periodic: the last event within this many median periods of the end
 
@@ -70,6 +72,10 @@ def classify(series: dict, events, *, lr, wd, momentum=0.0, norm_control: NormCo
     """
     events = np.asarray(events, dtype=int)
     evidence: dict = {"n_destabilizations": int(events.size)}
+    if not np.any(series["angular_update"]):  # before the loss's rules: its changes are the batches', not training's
+        elr = float(np.median(series["elr"]))
+        rule = f"the SI weights never moved: η̃ = {elr:.3g} is too small to change them in {len(series['elr'])} steps"
+        return "static", evidence | {"elr": elr, "rule": rule}
     loss = series.get("loss")
     if loss is not None:
         loss = np.asarray(loss, dtype=float)
@@ -124,17 +130,21 @@ def screen(series: dict) -> tuple[int, str | None, int | None]:
         ``undetermined`` (None when it can be analysed); the index from which it is non-finite to its end (None
         when it is finite, or has a NaN gap, which is not a divergence).
     """
-    arrays = [np.asarray(series[name], dtype=float) for name in ("si_norm", "loss") if series.get(name) is not None]
-    finite = np.logical_and.reduce([np.isfinite(a) for a in arrays])
-    if not finite.any():  # non-finite from the first sample to the end: a run that diverged at once
-        return 0, "no finite values", 0
+    arrays = {
+        name: np.asarray(series[name], dtype=float) for name in ("si_norm", "loss") if series.get(name) is not None
+    }
+    finite = np.logical_and.reduce([np.isfinite(a) for a in arrays.values()])
     first_bad = int(np.argmin(finite)) if not finite.all() else finite.size
     if first_bad < finite.size and finite[first_bad:].any():
         resumed = first_bad + int(np.argmax(finite[first_bad:]))
         return first_bad, f"non-finite gap at samples {first_bad}..{resumed - 1}, finite again after it", None
     diverged = first_bad if first_bad < finite.size else None
     if first_bad < MIN_SAMPLES:
-        return first_bad, f"{first_bad} finite samples; at least {MIN_SAMPLES} are needed", diverged
-    if all(np.ptp(a[:first_bad]) == 0 for a in arrays):
+        too_few = f"{first_bad} finite samples; at least {MIN_SAMPLES} are needed"
+        if diverged is None:
+            return first_bad, too_few, None
+        gone = " and ".join(_NAMES[name] for name, a in arrays.items() if not np.isfinite(a[first_bad]))
+        return first_bad, f"diverged at sample {first_bad}: {gone} non-finite from there on ({too_few})", diverged
+    if all(np.ptp(a[:first_bad]) == 0 for a in arrays.values()):
         return first_bad, "constant series", diverged
     return first_bad, None, diverged

@@ -97,7 +97,8 @@ def load_dataset(
     """Load data set ``name`` (of :data:`~bnwd.empirical.catalog.DATASET_RECORDS`) onto ``device`` as ``dtype``
     images and int64 labels.
 
-    ``data_dir`` overrides the file location (required for the CIFARs); ``seed`` fixes the ``digits`` split and the
+    ``data_dir`` overrides the file location (required for the CIFARs; refused for a data set that reads no files);
+    ``seed`` fixes the ``digits`` split and the
     ``synthetic`` draw; ``synthetic_size`` is ``(n_train, n_test)`` for ``synthetic`` (None: the record's sizes).
     """
     record = DATASET_RECORDS.get(name)
@@ -105,6 +106,9 @@ def load_dataset(
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASET_RECORDS)}")
     if not dtype.is_floating_point:
         raise DataError(f"dtype must be a floating point dtype, got {dtype}")
+    if record.files is None and data_dir is not None:  # silently ignored, it would hide a mistaken --data
+        reading = ", ".join(other.name for other in DATASET_RECORDS.values() if other.files is not None)
+        raise DataError(f"{name} reads no files: data_dir {data_dir} is not used (it is for {reading})")
     if record.loader == "digits":
         arrays = _load_digits(record, seed)
     elif record.loader == "synthetic":

@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import logging
 import os
+import socket
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -181,11 +182,13 @@ def open_client(scheduler: str | None = None, workers: int | None = None, timeou
 
     The local cluster has ``workers`` worker processes (default: one per CPU core) of one thread each (a
     training run is one task; torch's threads are capped at 1 per worker by Dask's ``OMP_NUM_THREADS``).
-    Closes what it opened. Raises ``OSError`` when no scheduler answers at ``scheduler`` within ``timeout`` s.
+    Closes what it opened. Raises ``OSError`` when no scheduler answers at ``scheduler`` within ``timeout`` s, at
+    once when its TCP port refuses the connection (:func:`_reach`).
     """
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
+        _reach(scheduler, timeout)
         with Client(scheduler, timeout=timeout, set_as_default=False) as client:
             yield client
         return
@@ -201,6 +204,19 @@ def open_client(scheduler: str | None = None, workers: int | None = None, timeou
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def _reach(scheduler: str, timeout: float) -> None:
+    """Open and close a TCP connection to the ``tcp://`` or ``tls://`` address ``scheduler`` (with a port): an
+    ``OSError`` at once for a port that refuses it, where Dask's client would retry for all of ``timeout``. Other
+    addresses are left to the client."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(scheduler)
+    if scheme not in ("tcp", "tls") or not location.rpartition(":")[2].isdigit():
+        return
+    with socket.create_connection(parse_host_port(location), timeout=timeout):
+        pass
 
 
 def run_sweep(

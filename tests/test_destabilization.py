@@ -211,7 +211,8 @@ def test_a_series_never_finite_diverged_at_its_first_sample(n):
     gave a NaN loss is recorded up to that step), not a series that says nothing."""
     series = {name: np.full(n, np.nan) for name in ("si_norm", "loss", "elr", "angular_update")}
     found = ds.analyze(series, lr=1.0, wd=0.01)
-    assert found.regime == "diverged" and found.evidence == {"rule": "no finite values", "diverged_at": 0}
+    rule = "diverged at sample 0: ρ and the loss non-finite from there on (0 finite samples; at least 8 are needed)"
+    assert found.regime == "diverged" and found.evidence == {"rule": rule, "diverged_at": 0}
     assert found.events.size == 0 and math.isnan(found.period) and found.band == {}
 
 

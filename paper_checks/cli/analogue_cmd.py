@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from bnwd.paper_checks.analogue import NOTICE, run_analogue
 
     device = options.resolve_device(args.device)
-    options.require_gpu(device, args.device, "analogue trains four ConvNetSI c=32 runs of 391 391 steps")
+    what = f"analogue trains four ConvNetSI c={args.width} runs of {args.steps} steps"
+    options.require_gpu(device, args.device, what)
     options.prepare_out(args.out)
     print(f"{NOTICE}; on {device}; results in {args.out}/", flush=True)
     try:
