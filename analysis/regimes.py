@@ -72,7 +72,9 @@ def classify(series: dict, events, *, lr, wd, momentum=0.0, norm_control: NormCo
     """
     events = np.asarray(events, dtype=int)
     evidence: dict = {"n_destabilizations": int(events.size)}
-    if not np.any(series["angular_update"]):  # before the loss's rules: its changes are the batches', not training's
+    # before the loss's rules: a static run's loss changes with the batches, not with training
+    angular_update = series.get("angular_update")  # None in a series without it, which cannot tell
+    if angular_update is not None and not np.any(angular_update):
         elr = float(np.median(series["elr"]))
         rule = f"the SI weights never moved: η̃ = {elr:.3g} is too small to change them in {len(series['elr'])} steps"
         return "static", evidence | {"elr": elr, "rule": rule}

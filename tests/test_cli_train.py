@@ -43,7 +43,7 @@ def test_bnwd_train_writes_its_files(tmp_path, capsys):
         (["--lr", "0", "--wd", "0.01"], "must be finite and > 0"),
         (["--lr", "1", "--wd", "-1"], "must be finite and >= 0"),
         (["--lr", "1", "--wd", "0.01", "--model", "vgg"], "invalid choice"),
-        (["--lr", "1", "--wd", "0.01", "--width", "0"], "must be an integer >= 1"),
+        (["--lr", "1", "--wd", "0.01", "--width", "0"], "must be an integer in [1, 1024]"),
         (["--lr", "1", "--wd", "0.01", "--batch-size", "100000"], "larger than"),
         (["--lr", "1", "--wd", "0.01", "--steps", "5", "--epochs", "2"], "not allowed with"),
         (["--lr", "1", "--wd", "0.01", "--data", "cifar10", "--data-dir", "/nonexistent"], "cifar"),

@@ -128,7 +128,7 @@ def test_epochs_and_subset(tmp_path):
         ({"dtype": "float16"}, "dtype must be"),
         ({"train_subset": 0}, "train_subset must be an integer >= 1"),
         ({"train_subset": 10_000}, "train_subset must be in 1..1437"),
-        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"epochs": 0}, r"epochs must be an integer in \[1, 2\*\*53\]"),
         ({"model": "mlp"}, "mlp"),
         ({"data": "cifar10"}, "cifar10"),
     ],
