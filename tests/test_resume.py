@@ -233,3 +233,20 @@ def test_a_write_failure_in_any_command_is_one_line(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(theory_cmd, "run", full)
     assert main(["theory", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"bnwd: error: {tmp_path / 'report.md'}: No space left on device\n"
+
+
+def test_every_spec_field_changed_on_resume_is_refused_unless_it_may_change(checkpointed, tmp_path):
+    """Each field of RunSpec, changed alone in the checkpoint's spec: refused naming it, or recorded as changed."""
+    from bnwd.empirical.runs import build_trainer
+
+    state, _ = load_checkpoint(checkpointed)
+    spec = RunSpec(**state["spec"])
+    trainer = build_trainer(spec, tmp_path)
+    for f in dataclasses.fields(RunSpec):
+        written = {**state["spec"], f.name: "another value"}
+        if f.name in MAY_CHANGE_ON_RESUME:
+            changed = trainer._changed_since({**state, "spec": written})
+            assert changed == {f.name: ["another value", getattr(spec, f.name)]}
+        else:
+            with pytest.raises(ValueError, match=f"its checkpoint has {f.name} 'another value'"):
+                trainer._changed_since({**state, "spec": written})
