@@ -275,10 +275,9 @@ class Trainer:
     # --- files --------------------------------------------------------------------------------------------
 
     def _checkpoint_bytes(self) -> int:
-        """An upper estimate of a checkpoint's size: the model's state, and as much again per optimizer buffer
-        (SGD's momentum), with room for the rest."""
-        model = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
-        return model * (1 + (self.config.momentum > 0)) + 2**20
+        """An upper estimate of a checkpoint's size: the model's state three times (the weights, and at most two
+        optimizer buffers per weight: SGD's momentum, Adam's moments), with room for the rest."""
+        return 3 * sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) + 2**20
 
     def _checkpoint(self) -> None:
         """The records streamed so far made durable, then the state (:mod:`empirical.checkpoints`): the model, the
