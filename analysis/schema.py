@@ -59,7 +59,12 @@ SERIES_FIELDS = _table(
     Field("angular_update", "rad", "angle between the scale-invariant weights before and after the step"),
     Field("lr", "", "η applied to the scale-invariant weights at the step, read from the optimizer (measured runs)"),
     Field("wd", "", "λ, the weight decay of the scale-invariant weights at the step (measured runs)"),
-    Field("momentum", "", "β, the momentum of the scale-invariant weights at the step (measured runs; 0 without)"),
+    Field(
+        "momentum",
+        "",
+        "β, the momentum of the scale-invariant weights at the step (measured runs; 0 without; Adam's β₁, "
+        "as config.json's hyperparameters_read_from says)",
+    ),
     Field("sharpness", "", "λ_max of the Hessian of the step's loss on the scale-invariant weights (where measured)"),
     Field("eff_sharpness", "", "effective sharpness s̃ = ρ²·λ_max (where measured)"),
     Field("elr_times_sharpness", "", "η̃·s̃; gradient descent leaves a minimum above 2(1−ηλ) (where measured)"),

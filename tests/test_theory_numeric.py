@@ -668,7 +668,7 @@ def _domain_cases():
             for label, bad_value in bad.items():
                 yield pytest.param(name, {**valid, arg: bad_value}, rf"^{arg} must", id=f"{name}-{arg}-{label}")
         if {"lr", "wd"} <= valid.keys():
-            for lr, wd in [(10.0, 0.1), (4.0, 0.5)]:
+            for lr, wd in [(10.0, 0.1), (4.0, 0.5), (4e266, 4e266)]:  # the last overflows to inf
                 yield pytest.param(
                     name, {**valid, "lr": lr, "wd": wd}, r"^lr \* wd must be < 1", id=f"{name}-lr_wd-{lr * wd:g}"
                 )

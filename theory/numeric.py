@@ -93,7 +93,8 @@ def validate(strict: tuple[str, ...] = (), **named) -> list[np.ndarray]:
             raise ValueError(f"{name} must be finite and {domain}; got {array[bad].flat[0].item()!r}")
         arrays[name] = array
     if "lr" in arrays and "wd" in arrays:
-        product = arrays["lr"] * arrays["wd"]
+        with np.errstate(over="ignore"):  # a product beyond the floats is inf, refused below like any ηλ ≥ 1
+            product = arrays["lr"] * arrays["wd"]
         if (product >= 1).any():
             raise ValueError(f"lr * wd must be < 1 (0 <= ηλ < 1); got {product[product >= 1].flat[0].item()!r}")
     return list(arrays.values())
