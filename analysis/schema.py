@@ -57,6 +57,25 @@ SERIES_FIELDS = _table(
     Field("elr", "", "effective learning rate η̃ = η/ρ²"),
     Field("eff_grad_norm", "", "effective gradient norm ‖g̃‖ = ρ‖∇L_B(w)‖"),
     Field("angular_update", "rad", "angle between the scale-invariant weights before and after the step"),
+    Field(
+        "grad_cosine",
+        "",
+        "cos(∇L_t, ∇L_{t−1}) of consecutive steps' gradients on the scale-invariant weights (measured runs; NaN at "
+        "the first step): near −1 when the top direction flips the gradient every step, past the stability threshold",
+    ),
+    Field(
+        "warning",
+        "",
+        "1 while the early warning says a destabilisation comes within a quarter of a period, at least 5 steps "
+        "ahead (analysis.early_warning.EarlyWarning, from this and earlier records only), else 0",
+        "int",
+    ),
+    Field(
+        "steps_to_threshold",
+        "step",
+        "steps until η̃ reaches the η̃ at which the next destabilisation is predicted, by pure decay (NaN before 3 "
+        "destabilisations were seen)",
+    ),
     Field("lr", "", "η applied to the scale-invariant weights at the step, read from the optimizer (measured runs)"),
     Field("wd", "", "λ, the weight decay of the scale-invariant weights at the step (measured runs)"),
     Field(
@@ -161,6 +180,16 @@ SUMMARY_FIELDS = _table(
         "per event, η̃·s̃ at the last measurement, the last one below the threshold and the crossing after it "
         "(analysis.summary.threshold_crossings)",
         "list",
+    ),
+    Field(
+        "early_warning",
+        "",
+        "the early warning's score (analysis.early_warning.score_run): per horizon (a fraction of the mean period) "
+        "recall, precision, F1, false alarms per 1000 steps and lead times, beside the clock at matched precision and "
+        "the reactive detectors; its verdict against the targets. None without a free norm, λ > 0, and 4 "
+        "destabilisations",
+        "dict",
+        True,
     ),
     Field(
         "period_forecast",

@@ -17,6 +17,7 @@ from scipy import stats
 
 from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
+from bnwd.analysis.early_warning import score_run, warnings_of
 from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
 from bnwd.analysis.periods import ROUNDING_FLOOR, escape_floor, period_a_priori, periods_in_hindsight
 from bnwd.analysis.records import series_arrays
@@ -147,6 +148,13 @@ def summarize_run(
     a_priori = period_a_priori(floor, lr_effective, wd) if predictable and not momentum else math.nan
     row["period_predicted_a_priori"] = a_priori
     row["relative_error_a_priori"] = (a_priori - found.period) / found.period
+    report = None
+    if predictable and theory.monotone_decay(lr_effective, wd, momentum):
+        n = elr.size if diverged_at is None else diverged_at
+        warned = warnings_of(steps[:n], elr[:n], lr_effective, wd, momentum)["warning"]
+        loss = None if series.get("loss") is None else np.asarray(series["loss"], dtype=float)[:n]
+        report = score_run(warned, events, n, loss=loss, rise_time=found.detection.window)
+    row["early_warning"] = None if report is None else report.as_dict()
     return row
 
 

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS
+from bnwd.analysis.early_warning import EarlyWarning
 from bnwd.analysis.records import write_json
 from bnwd.analysis.summary import summarize_records
 from bnwd.empirical.record_stream import RecordStream
@@ -233,6 +234,9 @@ class Monitor:
         )
         self._pending: list[tuple[dict, torch.Tensor, int, dict]] = []  # record, device values, #grads, log()
         self._before: tuple | None = None  # what the pre-hook saw, until the post-hook
+        self._last_grad: torch.Tensor | None = None  # the SI gradient of the step before (grad_cosine)
+        self._last_grad_norm = math.nan
+        self.early_warning = EarlyWarning(min_decay_steps=settings.min_decay_steps)
         self._stepped_since_log = False
         self._unsettled: int | None = None  # a step whose sharpness schedule is still to be run
         self.sharpness_schedule = (
@@ -333,13 +337,22 @@ class Monitor:
         if self.sharpness_schedule is not None:
             self.sharpness_schedule.keep_weights(self.step)
         per_tensor = torch._foreach_norm(self.si_params)
-        self._before = (hyper, self._flat_si(), [*torch._foreach_norm(grads), *per_tensor], len(grads))
+        # ⟨∇L_t, ∇L_{t−1}⟩: past the stability threshold the top direction flips the gradient's sign every step
+        grad = torch.cat([g.reshape(-1) for g in grads]) if len(grads) == len(self.si_params) else None
+        grad_dot = (
+            grad.dot(self._last_grad)
+            if grad is not None and self._last_grad is not None and self._last_grad.shape == grad.shape
+            else torch.full((), math.nan, device=self.si_params[0].device)
+        )
+        self._last_grad = grad
+        norms = [*torch._foreach_norm(grads), *per_tensor]
+        self._before = (hyper, self._flat_si(), [grad_dot.to(per_tensor[0].dtype), *norms], len(grads))
 
     @torch.no_grad()
     def _post_hook(self, optimizer, args, kwargs) -> None:
         # Few kernels per step (the loop's step is often small): the reductions are done here, the arithmetic on
         # the host when the values get there.
-        hyper, before, norms, n_grads = self._before
+        hyper, before, (grad_dot, *norms), n_grads = self._before
         after = self._flat_si()
         dot = before.dot(after)
         # The orthogonal part w⁺ − (⟨w,w⁺⟩/ρ²)w is formed explicitly: accurate for tiny angles. The same formula as
@@ -349,7 +362,7 @@ class Monitor:
         record = {"step": self.step, "lr": lr, "wd": wd, "momentum": momentum}
         self._lr_varies = self._lr_varies or (self._last_hyper is not None and lr != self._last_hyper[0])
         self._last_hyper = hyper
-        self._pending.append((record, torch.stack([dot, orthogonal, *norms]), n_grads, {}))
+        self._pending.append((record, torch.stack([dot, orthogonal, grad_dot, *norms]), n_grads, {}))
         self._before = None
         self._stepped_since_log = True
         self._unsettled = self.step if self.sharpness_every else None
@@ -394,15 +407,22 @@ class Monitor:
         flat = iter(torch.cat([t.detach().reshape(-1) for t in tensors]).tolist())
         done = []
         for record, values, n_grads, extras in pending:
-            dot, orthogonal, *norms = (next(flat) for _ in range(values.numel()))
+            dot, orthogonal, grad_dot, *norms = (next(flat) for _ in range(values.numel()))
             for key, value in extras.items():
                 record[key] = next(flat) if torch.is_tensor(value) else float(value)
             rho = math.hypot(*norms[n_grads:])
-            record |= {"si_norm": rho, "grad_norm": math.hypot(*norms[:n_grads])}
+            grad_norm = math.hypot(*norms[:n_grads])
+            record |= {"si_norm": rho, "grad_norm": grad_norm}
+            record["grad_cosine"] = grad_dot / (grad_norm * self._last_grad_norm) if grad_dot == grad_dot else math.nan
+            self._last_grad_norm = grad_norm
             record["angular_update"] = math.atan2(orthogonal, dot / rho) if rho > 0 else math.nan
             record["si_norm_per_tensor"] = norms[n_grads:]
             done.append(record)
         self._add_theory(done)
+        for record in done:
+            record |= self.early_warning.update(
+                record["step"], record["elr"], record["lr"], record["wd"], record["momentum"]
+            )
         if self.diverged_at is None:
             kept = []
             for record in done:
@@ -430,6 +450,13 @@ class Monitor:
             for measured, product in _PRODUCTS.items():
                 if measured in record:
                     record[product] = r_elr * record[measured]
+
+    @property
+    def warning(self) -> bool:
+        """Whether the early warning is on (:class:`analysis.early_warning.EarlyWarning`: a destabilisation is
+        predicted within a quarter of a period, at least 5 steps ahead), as of the last step whose record reached
+        the host: every ``sync_every`` steps, so pass ``sync_every=1`` to have it at every step."""
+        return self.early_warning.on
 
     def records(self) -> list[dict]:
         """The per-step records so far (the :data:`analysis.schema.SERIES_FIELDS` and the values given to
@@ -463,6 +490,9 @@ class Monitor:
             "last_hyper": self._last_hyper,
             "lr_varies": self._lr_varies,
             "search": None if self.sharpness_schedule is None else self.sharpness_schedule.state_dict(),
+            "early_warning": self.early_warning.state_dict(),
+            "last_grad": self._last_grad,
+            "last_grad_norm": self._last_grad_norm,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -473,6 +503,9 @@ class Monitor:
         self.step, self.skipped_steps = state["step"], state["skipped_steps"]
         self._last_hyper = None if state["last_hyper"] is None else tuple(state["last_hyper"])
         self._lr_varies = state["lr_varies"]
+        if "early_warning" in state:  # checkpoints from before the warning start it afresh
+            self.early_warning.load_state_dict(state["early_warning"])
+            self._last_grad, self._last_grad_norm = state["last_grad"], state["last_grad_norm"]
         if self.sharpness_schedule is not None and state["search"] is not None:
             self.sharpness_schedule.load_state_dict(state["search"])
 
