@@ -1,11 +1,13 @@
-"""Step time of a plain SGD loop with and without :class:`empirical.monitor.Monitor`, in one run, for ConvNetSI c=32
-on CIFAR-shaped synthetic data (3×32×32) and c=8 on digits (1×8×8), batch 128; the monitor's overhead, and the step
-against its FLOP floor (the step's FLOPs over the GFLOP/s of a large matmul measured in the same run).
+"""Step time of a plain SGD loop without :class:`empirical.monitor.Monitor`, with it (``early_warning=False``, its
+default sync) and with its early warning brought to the host at every step (``sync_every=1``), in one run, for
+ConvNetSI c=32 on CIFAR-shaped synthetic data (3×32×32) and c=8 on digits (1×8×8), batch 128; the monitor's overhead,
+the warning's over the monitor alone, and the step against its FLOP floor (the step's FLOPs over the GFLOP/s of a large
+matmul measured in the same run).
 
     .venv/bin/python benchmarks/train_step.py [--steps 10] [--repeats 15] [--nets c8 c32] [--channels-last] [--out FILE]
 
-The two loops run in alternating blocks of ``--steps`` steps (after a warm-up block each), so that drifts of the
-machine hit both; the step time is the median over the ``--repeats`` blocks, the overhead the median of the ratios
+The three loops run in alternating blocks of ``--steps`` steps (after a warm-up block each), so that drifts of the
+machine hit both; the step time is the median over the ``--repeats`` blocks, each overhead the median of the ratios
 of adjacent blocks, with their interquartile range.
 
 Writes ``benchmarks/results/train_step.json`` (``_results``): the matmul's GFLOP/s (``setup``) and per net the step
@@ -94,10 +96,15 @@ def measure(net: str, steps: int, repeats: int, channels_last: bool) -> dict:
     if channels_last:
         base, x = base.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     steps_of = {}
-    for name in ("without", "with"):
+    monitors = {
+        "without": None,
+        "with": {"early_warning": False},  # the monitor alone, at its default sync
+        "with_warning": {"early_warning": True, "sync_every": 1},  # the warning on the host at every step
+    }
+    for name, options in monitors.items():
         model = copy.deepcopy(base)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-3)
-        monitor = Monitor(model, optimizer, probe=(x, y)) if name == "with" else None
+        monitor = None if options is None else Monitor(model, optimizer, probe=(x, y), **options)
         steps_of[name] = loop(model, optimizer, x, y, monitor)
     times = {name: [] for name in steps_of}
     for step in steps_of.values():
@@ -106,9 +113,18 @@ def measure(net: str, steps: int, repeats: int, channels_last: bool) -> dict:
         for name, step in steps_of.items():
             times[name].append(block_time(step, steps))
     median = {name: float(np.median(t)) for name, t in times.items()}
-    ratios = np.array(times["with"]) / np.array(times["without"]) - 1
-    overhead = np.percentile(100 * ratios, [50, 25, 75])
-    return {"net": net, "shape": tuple(x.shape[1:]), "flops": conv_flops(base, x), "overhead": overhead, **median}
+
+    def overhead(name: str, base: str) -> np.ndarray:
+        return np.percentile(100 * (np.array(times[name]) / np.array(times[base]) - 1), [50, 25, 75])
+
+    return {
+        "net": net,
+        "shape": tuple(x.shape[1:]),
+        "flops": conv_flops(base, x),
+        "overhead": overhead("with", "without"),
+        "warning_overhead": overhead("with_warning", "with"),
+        **median,
+    }
 
 
 def main():
@@ -126,6 +142,7 @@ def main():
         found = measure(net, args.steps, args.repeats, args.channels_last)
         floor = found["flops"] / (gflops * 1e9)
         median, low, high = found["overhead"]
+        warning, warning_low, warning_high = found["warning_overhead"]
         row = {
             "net": net,
             "shape": "x".join(map(str, found["shape"])),
@@ -135,13 +152,19 @@ def main():
             "overhead_pct": median,
             "overhead_iqr_low_pct": low,
             "overhead_iqr_high_pct": high,
+            "with_warning_ms": 1e3 * found["with_warning"],
+            "warning_overhead_pct": warning,
+            "warning_overhead_iqr_low_pct": warning_low,
+            "warning_overhead_iqr_high_pct": warning_high,
             "floor_ms": 1e3 * floor,
             "times_floor": found["without"] / floor,
         }
         print(
             f"ConvNetSI {net} on {row['shape']}, batch 128 ({row['gflop']:.2f} GFLOP): "
             f"step with the monitor {row['with_monitor_ms']:.2f} ms, without {row['without_ms']:.2f} ms "
-            f"(overhead {median:+.1f} %, IQR {low:+.1f} … {high:+.1f} %); "
+            f"(overhead {median:+.1f} %, IQR {low:+.1f} … {high:+.1f} %); with the early warning at every step "
+            f"{row['with_warning_ms']:.2f} ms ({warning:+.1f} % over the monitor alone, IQR {warning_low:+.1f} … "
+            f"{warning_high:+.1f} %); "
             f"FLOP floor {row['floor_ms']:.2f} ms ({row['times_floor']:.2f}x the floor)"
         )
         tables["step time"].append(row)

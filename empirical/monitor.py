@@ -7,7 +7,10 @@ post-hooks do, such as a projection registered before the monitor), and η, λ, 
 ``param_groups`` hold them at that step (a scheduler's η, not a stale copy). From those it derives η̃ = η/ρ² and
 ‖g̃‖ = ρ‖∇L‖ where the theory covers the optimizer (SGD, with or without heavy-ball momentum, coupled weight
 decay); for any other optimizer it records what is well defined and names what it does not compute
-(:attr:`Monitor.not_computed`). On a schedule it measures the effective sharpness s̃ = ρ²λ_max densely where η̃·s̃
+(:attr:`Monitor.not_computed`). It records the cosine of consecutive steps' SI gradients (``grad_cosine``: −1 when
+the top direction flips the gradient each step) and the early warning of the next destabilisation
+(:class:`analysis.early_warning.EarlyWarning`, fed each record in order: ``warning``, ``steps_to_threshold``,
+:attr:`Monitor.warning`). On a schedule it measures the effective sharpness s̃ = ρ²λ_max densely where η̃·s̃
 is predicted to cross the stability threshold (:mod:`empirical.tracking`), from the weights of the last K steps
 kept in a shadow model, so the training is untouched (:mod:`empirical.sharpness_schedule`). The records go to
 ``series.jsonl`` as the run goes (:mod:`empirical.record_stream`); :meth:`Monitor.close` writes the rest and
@@ -155,6 +158,10 @@ class Monitor:
         The SI groups when the caller found them already; the probe then only serves s̃.
     on_records : callable, optional
         Called with each list of records as they reach the host (a logger's hook).
+    early_warning : bool
+        Add to each record the early warning of the next destabilisation (``warning``, ``steps_to_threshold``:
+        :class:`analysis.early_warning.EarlyWarning`, from that record and the ones before it); :attr:`warning`
+        says whether it is on now.
 
     Attributes
     ----------
@@ -182,6 +189,7 @@ class Monitor:
         run_config: dict | None = None,
         si_groups: list[list[str]] | None = None,
         on_records: Callable[[list[dict]], None] | None = None,
+        early_warning: bool = True,
     ):
         if isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module
@@ -236,7 +244,7 @@ class Monitor:
         self._before: tuple | None = None  # what the pre-hook saw, until the post-hook
         self._last_grad: torch.Tensor | None = None  # the SI gradient of the step before (grad_cosine)
         self._last_grad_norm = math.nan
-        self.early_warning = EarlyWarning(min_decay_steps=settings.min_decay_steps)
+        self.early_warning = EarlyWarning(min_decay_steps=settings.min_decay_steps) if early_warning else None
         self._stepped_since_log = False
         self._unsettled: int | None = None  # a step whose sharpness schedule is still to be run
         self.sharpness_schedule = (
@@ -419,10 +427,11 @@ class Monitor:
             record["si_norm_per_tensor"] = norms[n_grads:]
             done.append(record)
         self._add_theory(done)
-        for record in done:
-            record |= self.early_warning.update(
-                record["step"], record["elr"], record["lr"], record["wd"], record["momentum"]
-            )
+        if self.early_warning is not None:
+            for record in done:
+                record |= self.early_warning.update(
+                    record["step"], record["elr"], record["lr"], record["wd"], record["momentum"]
+                )
         if self.diverged_at is None:
             kept = []
             for record in done:
@@ -455,8 +464,9 @@ class Monitor:
     def warning(self) -> bool:
         """Whether the early warning is on (:class:`analysis.early_warning.EarlyWarning`: a destabilisation is
         predicted within a quarter of a period, at least 5 steps ahead), as of the last step whose record reached
-        the host: every ``sync_every`` steps, so pass ``sync_every=1`` to have it at every step."""
-        return self.early_warning.on
+        the host: every ``sync_every`` steps, so pass ``sync_every=1`` to have it at every step. False with
+        ``early_warning=False``."""
+        return self.early_warning is not None and self.early_warning.on
 
     def records(self) -> list[dict]:
         """The per-step records so far (the :data:`analysis.schema.SERIES_FIELDS` and the values given to
@@ -490,7 +500,7 @@ class Monitor:
             "last_hyper": self._last_hyper,
             "lr_varies": self._lr_varies,
             "search": None if self.sharpness_schedule is None else self.sharpness_schedule.state_dict(),
-            "early_warning": self.early_warning.state_dict(),
+            "early_warning": None if self.early_warning is None else self.early_warning.state_dict(),
             "last_grad": self._last_grad,
             "last_grad_norm": self._last_grad_norm,
         }
@@ -503,9 +513,10 @@ class Monitor:
         self.step, self.skipped_steps = state["step"], state["skipped_steps"]
         self._last_hyper = None if state["last_hyper"] is None else tuple(state["last_hyper"])
         self._lr_varies = state["lr_varies"]
-        if "early_warning" in state:  # checkpoints from before the warning start it afresh
-            self.early_warning.load_state_dict(state["early_warning"])
+        if "last_grad" in state:  # checkpoints from before the warning start it and grad_cosine afresh
             self._last_grad, self._last_grad_norm = state["last_grad"], state["last_grad_norm"]
+            if self.early_warning is not None and state["early_warning"] is not None:
+                self.early_warning.load_state_dict(state["early_warning"])
         if self.sharpness_schedule is not None and state["search"] is not None:
             self.sharpness_schedule.load_state_dict(state["search"])
 
