@@ -30,6 +30,7 @@ are scored with a lead down to minus the run's rise time, so that their hits and
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,11 +168,13 @@ class EarlyWarning:
         return (max(HORIZON_FRACTION * mean_period, MIN_LEAD) + MIN_LEAD) / 2
 
     def state_dict(self) -> dict:
-        """Plain values: enough to go on after a checkpoint."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        """Plain values: enough to go on after a checkpoint. A copy, so that the warner going on leaves a state
+        kept in memory (not yet saved) as it was taken."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if not k.startswith("_")})
 
     def load_state_dict(self, state: dict) -> None:
-        vars(self).update(state)
+        """Go on from :meth:`state_dict`'s ``state`` (copied: the warner going on leaves it as it is)."""
+        vars(self).update(copy.deepcopy(state))
         self._rate = self._threshold = None
 
 

@@ -1,5 +1,6 @@
 """empirical.monitor.Monitor inside loops bnwd did not write (float64, CPU): the exact norm recursion with the
-scheduled η, closures, clipping, accumulation, skipped steps, other optimizers, buffering and bad input."""
+scheduled η, closures, clipping, accumulation, skipped steps, other optimizers, buffering, bad input, and the
+early warning's columns (the warning online as offline, the cosine of consecutive SI gradients)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from bnwd import theory
+from bnwd.analysis.early_warning import MIN_HISTORY, alarm_onsets, warnings_of
 from bnwd.analysis.schema import SERIES_FIELDS, SUMMARY_FIELDS, validate
 from bnwd.empirical import monitor as empirical_monitor
 from bnwd.empirical.config import TrainConfig
@@ -46,9 +48,9 @@ def si_groups(digits):
     return find_si_groups(_model(), digits[0][:32], digits[1][:32])
 
 
-def _model(seed=0):
+def _model(seed=0, width=2):
     torch.manual_seed(seed)
-    return RESNET.SmallResNet(width=2, eps=EXACT_BN_EPS).double()
+    return RESNET.SmallResNet(width=width, eps=EXACT_BN_EPS).double()
 
 
 def _column(records, key):
@@ -184,6 +186,51 @@ def test_steps_a_grad_scaler_skips_leave_no_record(digits):
     assert monitor.skipped_steps == 1
     assert _column(monitor.records(), "step").tolist() == [0, 1, 2, 3, 4]
     assert np.isfinite(_column(monitor.records(), "loss")).all()
+
+
+@pytest.fixture(scope="module")
+def warned_run(digits):
+    """A run long enough for the early warning to switch on (width 4, lr 1, wd 0.03, 300 steps) with
+    ``sync_every=1``: its monitor, the SI gradient of each step taken by hand, and per step the record's warning
+    beside :attr:`Monitor.warning` as the record reached the host."""
+    model = _model(width=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0, weight_decay=0.03)
+    seen = []
+    monitor = Monitor(
+        model,
+        optimizer,
+        probe=(digits[0][:32], digits[1][:32]),
+        sync_every=1,
+        on_records=lambda records: seen.append((records[-1]["warning"], monitor.warning)),
+    )
+    grads = []
+    optimizer.register_step_pre_hook(
+        lambda *_: grads.append(torch.cat([p.grad.reshape(-1) for p in monitor.si_params]))
+    )
+    _loop(model, optimizer, digits, 300, monitor=monitor)
+    return monitor, torch.stack(grads), seen
+
+
+def test_the_records_warning_is_the_early_warning_of_their_own_elr(warned_run):
+    monitor, _, seen = warned_run
+    records = monitor.records()
+    offline = warnings_of(*(_column(records, key) for key in ("step", "elr", "lr", "wd", "momentum")))
+    assert_array_equal(_column(records, "warning"), offline["warning"])
+    assert_array_equal(_column(records, "steps_to_threshold"), offline["steps_to_threshold"])
+    # not vacuous: destabilisations enough for a prediction, and the warning switched on
+    assert len(monitor.early_warning.peaks) > MIN_HISTORY and alarm_onsets(offline["warning"]).size
+    assert len(seen) == len(records) and all(on == bool(warning) for warning, on in seen)
+    for record in records:
+        validate(record, SERIES_FIELDS)
+
+
+def test_grad_cosine_is_the_cosine_of_consecutive_si_gradients(warned_run):
+    monitor, grads, _ = warned_run
+    by_hand = F.cosine_similarity(grads[1:], grads[:-1], dim=1, eps=0.0).numpy()
+    recorded = _column(monitor.records(), "grad_cosine")
+    assert math.isnan(recorded[0])  # no step before the first
+    assert_allclose(recorded[1:], by_hand, rtol=1e-10, atol=1e-14)
+    assert by_hand.min() < 0 < by_hand.max()  # both signs: the sign flip past the threshold shows
 
 
 @pytest.mark.parametrize(
