@@ -1,11 +1,12 @@
 """An early warning of the next destabilisation, computed online, and its score against the clock and the reactive
 spike detectors.
 
-**What a warning says.** A warning switched on at step ``a`` (an *alarm*) says: a destabilisation comes within the
-next ``horizon`` steps, at least :data:`MIN_LEAD` of them from now. The alarm is *true* when a destabilisation ``e``
-(:mod:`analysis.destabilization`: the last step before ρ rises) falls in ``[a + min_lead, a + horizon]``; a
-destabilisation is *warned* when an alarm went off in ``[e − horizon, e − min_lead]``, and its *lead time* is ``e``
-minus the first such alarm. Precision is true alarms over alarms, recall warned destabilisations over
+**What a warning says.** A warning switched on at step ``a`` (an *alarm*) says: the next destabilisation comes
+within ``horizon`` steps, at least :data:`MIN_LEAD` of them from now. The alarm is *true* when the next
+destabilisation ``e`` (:mod:`analysis.destabilization`: the last step before ρ rises) falls in
+``[a + min_lead, a + horizon]``; a
+destabilisation is *warned* when an alarm went off in ``[e − horizon, e − min_lead]`` after the destabilisation
+before it, and its *lead time* is ``e`` minus the first such alarm. Precision is true alarms over alarms, recall warned destabilisations over
 destabilisations, F1 their harmonic mean. A warning that stays on says nothing new while it stays on: only its
 switching on counts, so a warning that is always on scores one alarm.
 
@@ -132,6 +133,7 @@ class EarlyWarning:
     def update(self, step: int, elr: float, lr: float, wd: float, momentum: float = 0.0) -> dict:
         """The warning at ``step`` from its η̃ and η, λ, β: ``warning`` (0 or 1), ``steps_to_threshold`` (NaN
         where there is no prediction: too few destabilisations seen, λ = 0, η̃ not finite)."""
+        step = int(step)  # a plain int in the state (torch.load(weights_only=True) refuses numpy's)
         quiet = {"warning": 0, "steps_to_threshold": math.nan}
         if not (math.isfinite(elr) and elr > 0 and lr > 0 and wd > 0):
             return quiet
@@ -281,17 +283,12 @@ def score_alarms(onsets, events, n_steps: int, *, horizon: int, min_lead: int = 
         raise ValueError(f"horizon must be >= min_lead; got {horizon} < {min_lead}")
     start = int(events[0]) + 1 if events.size else n_steps
     scored, onsets = events[1:], onsets[onsets >= start]
-    # an alarm's window [a + min_lead, a + horizon] holds a destabilisation
-    first_after = np.searchsorted(scored, onsets + min_lead)
-    n_true = (
-        int(
-            np.count_nonzero(
-                (first_after < scored.size) & (scored[np.minimum(first_after, scored.size - 1)] <= onsets + horizon)
-            )
-        )
-        if scored.size
-        else 0
-    )
+    # the destabilisation an alarm announces is the next one (a reactive detector's: the one it may lag), and it
+    # must fall in the alarm's window [a + min_lead, a + horizon]
+    announced = np.searchsorted(scored, onsets + min(min_lead, 0))
+    inside = announced < scored.size
+    due = scored[np.minimum(announced, scored.size - 1)] if scored.size else onsets
+    n_true = int(np.count_nonzero(inside & (due >= onsets + min_lead) & (due <= onsets + horizon)))
     # each destabilisation's first alarm in [e − horizon, e − min_lead], after the destabilisation before it
     previous = events[:-1]
     lo = np.searchsorted(onsets, np.maximum(scored - horizon, previous + 1))

@@ -442,3 +442,10 @@ def test_a_state_round_trip_splits_a_series_without_changing_a_warning(run):
             _, after = online(elr[cut:], lr, wd, warner=resumed, first_step=cut)
             for key in ("warning", "steps_to_threshold"):
                 assert_array_equal(np.concatenate([before[key], after[key]]), whole[key], err_msg=f"{key} at {cut}")
+
+
+def test_an_alarm_announces_the_next_destabilisation_only():
+    """An alarm 2 steps before a destabilisation does not count for the one after it, even inside its horizon:
+    precision and recall are both 0."""
+    found = score_alarms([98], [0, 100, 110], 300, horizon=20)
+    assert (found.n_true, found.precision, found.recall) == (0, 0.0, 0.0)
