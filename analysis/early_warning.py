@@ -1,14 +1,13 @@
 """An early warning of the next destabilisation, computed online, and its score against the clock and the reactive
 spike detectors.
 
-**What a warning says.** A warning switched on at step ``a`` (an *alarm*) says: the next destabilisation comes
-within ``horizon`` steps, at least :data:`MIN_LEAD` of them from now. The alarm is *true* when the next
-destabilisation ``e`` (:mod:`analysis.destabilization`: the last step before ρ rises) falls in
-``[a + min_lead, a + horizon]``; a
-destabilisation is *warned* when an alarm went off in ``[e − horizon, e − min_lead]`` after the destabilisation
-before it, and its *lead time* is ``e`` minus the first such alarm. Precision is true alarms over alarms, recall warned destabilisations over
-destabilisations, F1 their harmonic mean. A warning that stays on says nothing new while it stays on: only its
-switching on counts, so a warning that is always on scores one alarm.
+**What a warning says.** A warning switched on at step ``a`` (an *alarm*) says: the next destabilisation comes within
+``horizon`` steps, at least :data:`MIN_LEAD` of them from now. The alarm is *true* when the next destabilisation ``e``
+(:mod:`analysis.destabilization`: the last step before ρ rises) falls in ``[a + min_lead, a + horizon]``; a
+destabilisation is *warned* when an alarm went off in ``[e − horizon, e − min_lead]`` after the destabilisation before
+it, and its *lead time* is ``e`` minus the first such alarm. Precision is true alarms over alarms, recall warned
+destabilisations over destabilisations, F1 their harmonic mean. A warning that stays on says nothing new while it
+stays on: only its switching on counts, so a warning that is always on scores one alarm.
 
 The horizon is a fraction of the run's mean period (:data:`HORIZON_FRACTION`, scored over :data:`HORIZON_BAND` as
 well): "within a quarter of a period" is the same claim at every ηλ. The first destabilisation of a run ends the

@@ -7,10 +7,11 @@ random steps); and how much any warning built on the per-step signals could reac
     .venv/bin/python benchmarks/early_warning_table.py runs/ew/* [--out FILE]
 
 The last column is a ceiling, not a warning: a gradient-boosted classifier, cross-validated over periods (5 folds,
-whole periods held out; none with fewer than 3 periods), told each destabilisation at its step, separates the steps inside a warning's window (the
-next destabilisation 5 … horizon steps ahead) from the others on the causal per-step signals (steps since the last
-destabilisation, ln η̃ and its rise since the period's start, moving averages of ln loss, ln ‖g̃‖ and the gradient
-cosine). Its ROC AUC and average precision (against the window's base rate) say how much the signals hold.
+whole periods held out; none with fewer than 3 periods), told each destabilisation at its step, separates the steps
+inside a warning's window (the next destabilisation 5 … horizon steps ahead) from the others on the causal per-step
+signals (steps since the last destabilisation, ln η̃ and its rise since the period's start, moving averages of ln
+loss, ln ‖g̃‖ and the gradient cosine). Its ROC AUC and average precision (against the window's base rate) say how
+much the signals hold.
 
 Writes ``benchmarks/results/early_warning_table.json`` (``_results``): one row per run, ordered by full batch, then
 ηλ; the last numbers are on ``docs/results.md``.
