@@ -27,8 +27,9 @@ class MonitorCallback(pl.Callback):
 
     The monitor is built at the first training batch (the optimizer exists then), on ``probe`` or, without one, on
     that batch; it is given each step's batch (for s̃) and the loss ``training_step`` returned. Each record that
-    reaches the host is logged as ``bnwd/<name>`` for every number in it, at its optimizer step. At the end of
-    the fit the monitor closes: :attr:`summary` holds the run's summary, :attr:`monitor` the records.
+    reaches the host is logged as ``bnwd/<name>`` for every number in it, at its optimizer step, the early warning
+    among them (``bnwd/warning``, 0 or 1, and ``bnwd/steps_to_threshold``). At the end of the fit the monitor
+    closes: :attr:`summary` holds the run's summary, :attr:`monitor` the records.
 
     Parameters
     ----------
@@ -73,7 +74,8 @@ class MonitorCallback(pl.Callback):
 
         def log_records(records: list[dict]) -> None:
             for record in records:
-                metrics = {f"bnwd/{k}": v for k, v in record.items() if k != "step" and isinstance(v, float)}
+                # the numbers (floats, NaN as they are, and the int warning); not the step, nor per-tensor lists
+                metrics = {f"bnwd/{k}": v for k, v in record.items() if k != "step" and isinstance(v, int | float)}
                 for logger in trainer.loggers:
                     logger.log_metrics(metrics, step=record["step"])
 

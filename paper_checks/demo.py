@@ -16,17 +16,19 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from bnwd import theory
+from bnwd.analysis.early_warning import HORIZON_BAND, HORIZON_FRACTION, MIN_LEAD, TARGETS
 from bnwd.analysis.periods import median_abs_relative_error
 from bnwd.analysis.summary import a_priori_slope, frequency_slope_band
+from bnwd.paper_checks.cli.printing import clock_versus_warning, horizons_text, targets_text, unscored_reason
 from bnwd.paper_checks.common import CheckContext
-from bnwd.paper_checks.figures import four_panels
+from bnwd.paper_checks.figures import early_warning_panels, four_panels
 from bnwd.simulate.catapult import calibrate_on_runs
 from bnwd.simulate.models import DEFAULT_NOISE, RayleighQuotient
 from bnwd.simulate.reduced import held_out_rows
 from bnwd.simulate.sweep import simulate_grid
 from bnwd.theory.report import write_report
 
-__all__ = ["DemoPlan", "plot_periods", "run_demo"]
+__all__ = ["DemoPlan", "early_warning_table", "plot_periods", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,38 @@ def _forecast_errors(row: dict) -> list[float]:
     return [errors[k] for k in ("prediction", "previous_period", "mean_of_others")]
 
 
+def early_warning_table(rows: list[dict]) -> list[str]:
+    """The Markdown table of the early warning of each summary row (its ``early_warning``,
+    :func:`analysis.early_warning.score_run`) at the default horizon: ηλ, the destabilisations scored and warned,
+    the median lead, the precision, the false alarms per 1000 steps, the clock's F1 at matched precision against
+    the warning's, and the verdict over the horizon band; a run without a score says why."""
+    key = f"{HORIZON_FRACTION:g}"
+    lines = [
+        "| ηλ | destabilisations scored | warned | median lead (steps) | precision | false alarms per 1000 steps | "
+        "F1: clock at matched precision vs warning | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        report = row["early_warning"]
+        if report is None:
+            lines.append(f"| {row['lr_wd']:g} | " + "— | " * 6 + f"not scored: {unscored_reason(row)} |")
+            continue
+        at = report["by_horizon"][key]
+        warning = at["warning"]
+        cells = (
+            f"{row['lr_wd']:g}",
+            str(warning["n_destabilizations"]),
+            str(warning["n_warned"]),
+            _fmt(warning["median_lead"], "g"),
+            _fmt(warning["precision"], ".2f"),
+            _fmt(warning["false_alarms_per_1000"], ".1f"),
+            clock_versus_warning(at),
+            report["verdict"],
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, device: str = "auto", progress: bool = True, say=print) -> Path:
     """Run the demo into ``out`` and return the path of ``out/report.md``.
 
@@ -143,6 +177,7 @@ def run_demo(out: Path, plan: DemoPlan = DemoPlan(), *, device: str = "auto", pr
         if c.held_out.any()
     ]
     plot_periods(real, simulated, predicted, out / "period_vs_etalambda.png", calibrated)
+    early_warning_panels(runs, out / "early_warning.png", labels=labels)
     report = out / "report.md"
     report.write_text(
         _markdown(
@@ -244,6 +279,26 @@ def _markdown(plan, statements, n_verified, real, simulated, predicted, calibrat
             + " |"
             for c in calibrated
         ),
+        "",
+        "## 4. Early warning",
+        "",
+        "The early warning (`analysis.early_warning.EarlyWarning`) reads each step's record as the run makes it, "
+        "and none after it, and switches on when it predicts a destabilisation within "
+        f"{horizons_text([HORIZON_FRACTION])}, at least {MIN_LEAD} steps ahead. Per run: η̃ (log scale), the "
+        "destabilisations (dashed) and the steps where the warning is on (shaded).",
+        "",
+        "![early warning](early_warning.png)",
+        "",
+        "Scored at that horizon from the second destabilisation on (the first ends the transient from the "
+        "initialisation): a destabilisation is warned when the warning switched on between a horizon and "
+        f"{MIN_LEAD} steps before it, its lead counted from that switch-on; the precision is the share of "
+        "switch-ons a destabilisation follows in that window. The clock, told each destabilisation at its step, "
+        "alarms once a fraction of the mean past period has gone by; its F1 is at the fraction whose precision is "
+        "at least the warning's with the best F1 (where none is that precise, the most precise one's, marked, "
+        f"counts as 0). Verdict against the targets ({targets_text(TARGETS)}) over horizons of "
+        f"{horizons_text(HORIZON_BAND)}: meets or misses them at every one, or fragile.",
+        "",
+        *early_warning_table(real),
         "",
         "## Next",
         "",

@@ -1,4 +1,5 @@
-"""Figures shared by the paper checks and ``bnwd demo``: the paper's four panels for a few runs.
+"""Figures shared by the paper checks and ``bnwd demo``: the paper's four panels for a few runs, and the early
+warning on each run's η̃.
 
 The four panels of the paper's figures (Lobacheva et al., 2021): the train loss, the test error, the norm ρ of
 the scale-invariant weights with the destabilisations marked, and the phase diagram of the effective learning
@@ -12,11 +13,25 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from bnwd import theory
+from bnwd.analysis.early_warning import warnings_of
 from bnwd.paper_checks.common import Run
 
-__all__ = ["draw_phase", "draw_rho", "equilibrium_line", "four_panels", "positive", "run_label", "save_figure"]
+__all__ = [
+    "draw_phase",
+    "draw_rho",
+    "early_warning_panels",
+    "equilibrium_line",
+    "four_panels",
+    "on_intervals",
+    "positive",
+    "run_label",
+    "run_warning",
+    "save_figure",
+]
 
 
 def run_label(run: Run) -> str:
@@ -130,6 +145,69 @@ def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None, ti
     draw_phase(phase_ax, runs, labels)
     if title:
         fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=9)
+    return save_figure(fig, path)
+
+
+def run_warning(run: Run) -> np.ndarray:
+    """The early warning at each step of ``run``, 0 or 1, shape (n,): the ``warning`` of its records (computed
+    online as it trained) or, in a run recorded before the warning was, :func:`analysis.early_warning.warnings_of`
+    over its η̃ with its summary's η, λ and β (what :func:`analysis.summary.summarize_run` scores)."""
+    if run.records and "warning" in run.records[0]:
+        return np.array([record["warning"] for record in run.records], dtype=np.int64)
+    summary = run.summary
+    return warnings_of(run.steps, run.series["elr"], summary["lr_effective"], summary["wd"], summary["momentum"])[
+        "warning"
+    ]
+
+
+def on_intervals(warning) -> np.ndarray:
+    """The stretches where ``warning`` (shape (n,), 0/1 or bool) is on: shape (k, 2), each row the index it switches
+    on at and the index after its last on step, in order."""
+    padded = np.concatenate([[False], np.asarray(warning, dtype=bool), [False]])
+    return np.flatnonzero(padded[1:] != padded[:-1]).reshape(-1, 2)
+
+
+def early_warning_panels(runs: list[Run], path: Path, labels: list[str] | None = None) -> Path:
+    """η̃ per step (log y) of each run on a panel of its own, its destabilisations (``summary["events"]``) as
+    dashed vertical lines and the stretches where its early warning is on (:func:`run_warning`) shaded, and save
+    it as a PNG: the warning is right where a line falls in a shaded stretch, at least
+    :data:`analysis.early_warning.MIN_LEAD` steps after the stretch began.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The runs to draw, one panel each, titled with its label and ηλ.
+    path : Path
+        Where to write the PNG; its folder is created.
+    labels : list of str, optional
+        One title per run; default :func:`run_label`.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    labels = [run_label(run) for run in runs] if labels is None else list(labels)
+    if len(labels) != len(runs):
+        raise ValueError(f"labels needs one entry per run ({len(runs)}); got {len(labels)}")
+    fig = Figure(figsize=(10, 0.6 + 2.2 * len(runs)), dpi=110)
+    axes = fig.subplots(len(runs), 1, squeeze=False)[:, 0]
+    shade, line = {"color": "gold", "alpha": 0.35, "lw": 0}, {"color": "0.25", "ls": "--", "lw": 0.7}
+    for i, (ax, run, label) in enumerate(zip(axes, runs, labels, strict=True)):
+        ax.plot(*positive(run.steps, run.series["elr"]), color=f"C{i}", lw=0.8)
+        for start, end in on_intervals(run_warning(run)):
+            ax.axvspan(run.steps[start], run.steps[end - 1] + 1, **shade)
+        for event in run.summary.get("events", []):
+            ax.axvline(event, **line)
+        ax.set(yscale="log", ylabel=r"$\tilde\eta$", title=f"{label} (ηλ = {run.summary['lr_wd']:g})")
+    axes[-1].set_xlabel("step")
+    # one legend for every panel, on the top one: a panel may have no warning or no destabilisation to label
+    legend = [
+        Line2D([], [], color="C0", lw=0.8, label=r"$\tilde\eta$ (a colour per run)"),
+        Patch(**shade, label="warning on"),
+        Line2D([], [], **line, label="destabilisation"),
+    ]
+    axes[0].legend(handles=legend, fontsize=7, loc="upper left")
     return save_figure(fig, path)
 
 

@@ -27,6 +27,7 @@ from bnwd.empirical import monitor as empirical_monitor
 from bnwd.empirical.config import TrainConfig
 from bnwd.empirical.curvature import effective_sharpness
 from bnwd.empirical.data import load_dataset
+from bnwd.empirical.lightning_callback import MonitorCallback
 from bnwd.empirical.monitor import SHARPNESS_TOL, Monitor
 from bnwd.empirical.scale_invariance import EXACT_BN_EPS, find_si_groups
 
@@ -434,10 +435,31 @@ def test_the_lightning_example_logs_the_monitors_series_and_obeys_the_recursion(
     assert len(records) == 40 and recursion_error(records).max() < 1e-10
     logged = pd.read_csv(tmp_path / "metrics.csv")
     assert logged["step"].tolist() == list(range(40))
-    for key in ("si_norm", "elr", "grad_norm", "angular_update", "loss"):
+    for key in ("si_norm", "elr", "grad_norm", "angular_update", "loss", "warning", "steps_to_threshold"):
         assert_allclose(logged[f"bnwd/{key}"], _column(records, key), rtol=1e-15)
     validate(callback.summary, SUMMARY_FIELDS)
     assert (
         json.loads((tmp_path / "bnwd" / "summary.json").read_text(encoding="utf-8"))["regime"]
         == callback.summary["regime"]
+    )
+
+
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")  # lightning 2.6's use of torch's pytree
+def test_the_lightning_callback_logs_every_number_of_a_record_the_warning_and_nan_included(digits):
+    """What reaches the loggers of one record: its floats (NaN kept) and the int ``warning``; not the step (it is
+    the logging step), nor the per-tensor list. A 40-step fit never switches the warning on: a record here does."""
+    logged = []
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((step, metrics)))
+    model = _model()
+    trainer = SimpleNamespace(optimizers=[torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)])
+    trainer.loggers = [logger]
+    callback = MonitorCallback()
+    callback.on_train_batch_start(trainer, model, (digits[0][:32], digits[1][:32]), 0)
+    record = {"step": 7, "elr": 0.25, "warning": 1, "steps_to_threshold": math.nan, "si_norm_per_tensor": [1.0, 2.0]}
+    callback.monitor.on_records([record])
+    assert len(logged) == 1 and logged[0][0] == 7
+    metrics = logged[0][1]
+    assert set(metrics) == {"bnwd/elr", "bnwd/warning", "bnwd/steps_to_threshold"}
+    assert (
+        metrics["bnwd/warning"] == 1 and metrics["bnwd/elr"] == 0.25 and math.isnan(metrics["bnwd/steps_to_threshold"])
     )

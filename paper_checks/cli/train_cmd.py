@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from bnwd.paper_checks.cli import options
-from bnwd.paper_checks.cli.printing import band_text, fmt
+from bnwd.paper_checks.cli.printing import band_text, early_warning_lines, fmt
 
 __all__ = ["DESCRIPTION", "HELP", "add_options", "run"]
 
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         )
     _print_crossings(summary)
     _print_forecast(summary)
+    print("\n".join(early_warning_lines(summary)))
     print(f"wrote {args.out / 'config.json'}, series.jsonl, eval.jsonl and summary.json")
     return 0
 
