@@ -17,9 +17,12 @@ second on, alarms after the first.
 **The warning** (:class:`EarlyWarning`) reads one record at a time and never a later one. Between
 destabilisations η̃ grows by (1−ηλ)^(−2/(1−β)) a step, and the next destabilisation comes once η̃·s̃ passes its
 threshold; s̃ is not measured at every step, so the η̃ at which the past destabilisations came stands in for the
-threshold (:attr:`EarlyWarning.elr_ratio`: ln η̃ now over their median, in steps of that growth). The gradient's
-sign flip past the threshold (:data:`analysis.schema.SERIES_FIELDS`' ``grad_cosine``) and the loss's rise are its
-other signals (:meth:`EarlyWarning.update`).
+threshold, and the warning switches on when η̃ is a few steps of growth below it. It reads η̃ only: on ConvNetSI's
+minibatch runs the loss, ‖g̃‖ and the cosine of consecutive gradients (``grad_cosine``, −1 once the top direction
+flips the gradient every step) leave their noise about 2 steps before a destabilisation, too late for a warning; on
+a full-batch run the cosine is out of its noise 5 steps ahead, but it also sits near −1 for long stretches between
+destabilisations, and a warning on it (its moving average below −0.5) warned none of them
+(``benchmarks/early_warning_table.py`` measures both, and how much any warning built on these signals could reach).
 
 **Baselines**, scored by the same function: the *clock* (:func:`clock_alarms`: an alarm once the current period
 reaches a fraction of the mean of the past ones, told each destabilisation at its step, which no online clock could

@@ -1,7 +1,8 @@
 """The early warning of the next destabilisation scored on finished runs (:mod:`analysis.early_warning`), one row per
 run: destabilisations scored, warned at least 5 steps ahead, median lead, false alarms per 1000 steps, precision,
 F1; the clock at matched precision; the reactive detectors; a control that must fail (the warning's alarms moved to
-random steps); and how much any warning built on the per-step signals could reach.
+random steps); how often the loss, ‖g̃‖ and the gradient cosine are out of their noise 5 and 2 steps before a
+destabilisation; and how much any warning built on the per-step signals could reach.
 
     .venv/bin/bnwd train --out runs/ew/a --lr 1 --wd 0.01 --steps 5000 --eval-points 2    # and so on
     .venv/bin/python benchmarks/early_warning_table.py runs/ew/* [--out FILE]
@@ -57,7 +58,7 @@ def signal_ceiling(series: dict, events: np.ndarray, horizon: int) -> tuple[floa
     ln_elr = np.log(series["elr"])
     start = np.array([ln_elr[events[k] : t + 1].min() if k >= 0 else np.nan for t, k in enumerate(last)])
     ln_loss, ln_grad = np.log(series["loss"]), np.log(series["eff_grad_norm"])
-    cosine = np.nan_to_num(series.get("grad_cosine", np.zeros(n)))
+    cosine = np.nan_to_num(series["grad_cosine"])
     features = np.column_stack(
         [steps - events[np.maximum(last, 0)], ln_elr - start, ln_elr]
         + [_moving_average(x, w) for x in (ln_loss, ln_grad, cosine) for w in (0.5, 0.1, 0.02)]
@@ -74,6 +75,30 @@ def signal_ceiling(series: dict, events: np.ndarray, horizon: int) -> tuple[floa
         model = HistGradientBoostingClassifier(max_iter=100, max_depth=3, random_state=0).fit(x[train], y[train])
         predicted[test] = model.predict_proba(x[test])[:, 1]
     return float(roc_auc_score(y, predicted)), float(average_precision_score(y, predicted)), float(y.mean())
+
+
+def signals_out_of_noise(series: dict, events: np.ndarray, leads=(MIN_LEAD, 2)) -> dict:
+    """Per signal (ln loss, ln ‖g̃‖ up; the gradient cosine down) and lead L: the fraction of destabilisations (from
+    the second) at which the signal, L steps before, is more than 3 robust standard deviations (1.4826·MAD) beyond
+    its median over the middle of the period before it (60 % … 35 % of the mean period ahead)."""
+    period = float(np.mean(np.diff(events)))
+    signals = {
+        "loss": np.log(series["loss"]),
+        "eff_grad_norm": np.log(series["eff_grad_norm"]),
+        "grad_cosine": -series["grad_cosine"],
+    }
+    out = {}
+    for name, x in signals.items():
+        kept = [e for e in events[1:] if e - 0.6 * period >= 0]
+        for lead in leads:
+            beyond = []
+            for e in kept:
+                calm = x[int(e - 0.6 * period) : int(e - 0.35 * period)]
+                centre = np.nanmedian(calm)
+                scale = 1.4826 * np.nanmedian(np.abs(calm - centre))
+                beyond.append((x[e - lead] - centre) > 3 * scale)
+            out[f"{name}_out_of_noise_at_lead_{lead}"] = float(np.mean(beyond)) if beyond else np.nan
+    return out
 
 
 def row(folder: Path) -> dict:
@@ -103,9 +128,9 @@ def row(folder: Path) -> dict:
     start = int(events[0]) + 1
     moved = np.sort(rng.choice(np.arange(start, n), size=min(score.n_alarms, n - start), replace=False))
     control = score_alarms(moved, events, n, horizon=score.horizon)
-    auc, average_precision, base_rate = signal_ceiling(
-        {k: np.asarray(v, dtype=float) for k, v in run.series.items() if v is not None}, events, score.horizon
-    )
+    series = {k: np.asarray(v, dtype=float) for k, v in run.series.items() if v is not None}
+    series["grad_cosine"] = np.array([r.get("grad_cosine", np.nan) for r in run.records], dtype=float)
+    auc, average_precision, base_rate = signal_ceiling(series, events, score.horizon)
     return base | {
         "horizon": score.horizon,
         "scored": int(score.events.size),
@@ -124,6 +149,7 @@ def row(folder: Path) -> dict:
         **{f"clock_f1_horizon_{f:g}": s.f1 for f, s in report.clock.items()},
         **{f"{rule}_detected": s.recall for rule, s in report.reactive.items()},
         **{f"{rule}_median_lead": s.median_lead for rule, s in report.reactive.items()},
+        **signals_out_of_noise(series, events),
         "signals_auc": auc,
         "signals_average_precision": average_precision,
         "window_base_rate": base_rate,
@@ -147,7 +173,10 @@ def main() -> None:
             f"precision {r['precision']:.2f}, F1 {r['f1']:.2f}, {r['false_alarms_per_1000']:.1f} false alarms/1000; "
             f"clock F1 {r['clock_f1']:.2f} (precision {r['clock_precision']:.2f}); control F1 {r['control_f1']:.2f}; "
             f"signals AUC {r['signals_auc']:.2f}, AP {r['signals_average_precision']:.2f} (base "
-            f"{r['window_base_rate']:.2f}); {r['verdict']}"
+            f"{r['window_base_rate']:.2f}); out of noise 5 / 2 steps ahead: loss "
+            f"{r['loss_out_of_noise_at_lead_5']:.0%} / {r['loss_out_of_noise_at_lead_2']:.0%}, cosine "
+            f"{r['grad_cosine_out_of_noise_at_lead_5']:.0%} / {r['grad_cosine_out_of_noise_at_lead_2']:.0%}; "
+            f"{r['verdict']}"
         )
     write_results(args.out, "early_warning_table", {"runs": rows})
 
