@@ -55,7 +55,9 @@ __all__ = [
     "EarlyWarning",
     "WarningReport",
     "alarm_onsets",
+    "band_warnings",
     "clock_alarms",
+    "horizon_steps",
     "reactive_alarms",
     "score_alarms",
     "score_run",
@@ -67,7 +69,7 @@ MIN_LEAD = 5
 HORIZON_FRACTION = 0.25
 """A warning's horizon as a fraction of the run's mean period."""
 HORIZON_BAND = (0.125, 0.25, 0.5)
-"""The horizons every score is also computed at: a verdict that changes over them is fragile."""
+"""The horizon fractions a warning is also built for and scored at: a verdict that changes over them is fragile."""
 CLOCK_FRACTIONS = tuple(np.round(np.arange(0.05, 1.51, 0.05), 2))
 """The clock's fractions of the past mean period, from which the one matching the warning's precision is taken."""
 TARGETS = {"recall": 0.8, "precision": 0.8, "f1_over_clock": 0.1}
@@ -77,6 +79,12 @@ MIN_HISTORY = 3
 """Destabilisations seen before the warning predicts a threshold (the first one, the transient's end, included)."""
 HISTORY = 20
 """The past destabilisations whose η̃ the threshold is predicted from."""
+
+
+def horizon_steps(mean_period: float, fraction: float = HORIZON_FRACTION) -> int:
+    """A warning's horizon in steps: ``fraction`` of ``mean_period``, at least 2 × :data:`MIN_LEAD` (so that its
+    window [:data:`MIN_LEAD`, horizon] is never narrower than the lead itself)."""
+    return max(round(fraction * mean_period), 2 * MIN_LEAD)
 
 
 class EarlyWarning:
@@ -93,7 +101,15 @@ class EarlyWarning:
     :data:`HORIZON_FRACTION` of the mean past period, and stays on until the destabilisation is seen.
     """
 
-    def __init__(self, *, min_decay_steps: float = DEFAULT_SETTINGS.min_decay_steps):
+    def __init__(
+        self,
+        *,
+        horizon_fraction: float = HORIZON_FRACTION,
+        min_decay_steps: float = DEFAULT_SETTINGS.min_decay_steps,
+    ):
+        if not 0 < horizon_fraction <= 1:
+            raise ValueError(f"horizon_fraction must be in (0, 1]; got {horizon_fraction!r}")
+        self.horizon_fraction = float(horizon_fraction)
         self.min_decay_steps = float(min_decay_steps)
         self.peaks: list[float] = []  # ln η̃ at each destabilisation seen
         self.peak_steps: list[int] = []
@@ -167,9 +183,12 @@ class EarlyWarning:
         return {"warning": int(self.on), "steps_to_threshold": steps_to_threshold}
 
     def lead_target(self) -> float:
-        """Steps before the predicted threshold at which the warning switches on."""
-        mean_period = float(np.mean(np.diff(self.peak_steps))) if len(self.peak_steps) > 1 else math.nan
-        return (max(HORIZON_FRACTION * mean_period, MIN_LEAD) + MIN_LEAD) / 2
+        """Steps before the predicted threshold at which the warning switches on: the middle of its window
+        [:data:`MIN_LEAD`, :func:`horizon_steps`], the horizon that of the mean period between the
+        destabilisations seen."""
+        if len(self.peak_steps) < 2:
+            return math.nan
+        return (horizon_steps(float(np.mean(np.diff(self.peak_steps))), self.horizon_fraction) + MIN_LEAD) / 2
 
     def state_dict(self) -> dict:
         """Plain values: enough to go on after a checkpoint. A copy, so that the warner going on leaves a state
@@ -182,19 +201,25 @@ class EarlyWarning:
         self._rate = self._threshold = None
 
 
-def warnings_of(steps, elr, lr, wd, momentum=0.0) -> dict[str, np.ndarray]:
-    """:class:`EarlyWarning` run over a whole series, one step after the other (what :class:`empirical.monitor.
-    Monitor` computes as the run goes): ``warning`` and ``steps_to_threshold``, shape (n,) each; ``lr``, ``wd``,
-    ``momentum`` scalars or per step."""
+def warnings_of(steps, elr, lr, wd, momentum=0.0, *, horizon_fraction=HORIZON_FRACTION) -> dict[str, np.ndarray]:
+    """:class:`EarlyWarning` (claiming ``horizon_fraction`` of a period) run over a whole series, one step after the
+    other (what :class:`empirical.monitor.Monitor` computes as the run goes): ``warning`` and
+    ``steps_to_threshold``, shape (n,) each; ``lr``, ``wd``, ``momentum`` scalars or per step."""
     steps = np.asarray(steps)
     elr = np.asarray(elr, dtype=float)
     lr, wd, momentum = (np.broadcast_to(np.asarray(v, dtype=float), steps.shape) for v in (lr, wd, momentum))
-    warner = EarlyWarning()
+    warner = EarlyWarning(horizon_fraction=horizon_fraction)
     out = [
         warner.update(int(t), float(e), float(a), float(b), float(c))
         for t, e, a, b, c in zip(steps, elr, lr, wd, momentum, strict=True)
     ]
     return {key: np.array([o[key] for o in out]) for key in ("warning", "steps_to_threshold")}
+
+
+def band_warnings(steps, elr, lr, wd, momentum=0.0) -> dict[float, np.ndarray]:
+    """The warning claiming each horizon fraction of :data:`HORIZON_BAND` (:func:`warnings_of`), what
+    :func:`score_run` scores."""
+    return {f: warnings_of(steps, elr, lr, wd, momentum, horizon_fraction=f)["warning"] for f in HORIZON_BAND}
 
 
 def alarm_onsets(warning) -> np.ndarray:
@@ -394,9 +419,10 @@ class WarningReport:
 
     def meets_targets(self, fraction: float = HORIZON_FRACTION) -> bool:
         """Whether the warning at horizon ``fraction`` meets :data:`TARGETS`: recall and precision at least theirs,
-        F1 above the precision-matched clock's by at least theirs (a clock that cannot match counts as F1 0)."""
+        F1 above the precision-matched clock's by at least theirs (where no clock is that precise, the most precise
+        one's: an imprecise clock's F1 still counts, lest a warning win by a hair of precision)."""
         score, clock = self.warning[fraction], self.clock[fraction]
-        clock_f1 = np.nan_to_num(clock.f1) if self.clock_precision_matched[fraction] else 0.0
+        clock_f1 = np.nan_to_num(clock.f1)
         return bool(
             np.nan_to_num(score.recall) >= TARGETS["recall"]
             and np.nan_to_num(score.precision) >= TARGETS["precision"]
@@ -430,20 +456,16 @@ class WarningReport:
         }
 
 
-def _horizon(events: np.ndarray, fraction: float) -> int:
-    """``fraction`` of the mean period between ``events`` (the transient first one included), at least
-    :data:`MIN_LEAD` steps."""
-    return max(round(fraction * float(np.mean(np.diff(events)))), MIN_LEAD)
-
-
-def score_run(warning, events, n_steps: int, *, loss=None, rise_time: int = 0) -> WarningReport | None:
-    """A warning's :class:`WarningReport` on one run: scored at each horizon of :data:`HORIZON_BAND` beside the
-    clock at matched precision, and the reactive detectors on ``loss`` (when given) at the default horizon.
+def score_run(warnings: dict, events, n_steps: int, *, loss=None, rise_time: int = 0) -> WarningReport | None:
+    """A warning's :class:`WarningReport` on one run: at each horizon fraction of ``warnings`` the warning that
+    claims it, beside the clock at matched precision; the reactive detectors on ``loss`` (when given) at the default
+    horizon.
 
     Parameters
     ----------
-    warning : array_like of bool or int, shape (n_steps,)
-        The warning at each step (:class:`EarlyWarning`).
+    warnings : dict of float to array_like of bool or int, shape (n_steps,) each
+        Per horizon fraction (:data:`HORIZON_BAND`; :data:`HORIZON_FRACTION` among them), the warning claiming it at
+        each step (:func:`band_warnings`).
     events : array_like of int
         The run's destabilisations (:func:`analysis.destabilization.analyze`).
     n_steps : int
@@ -458,11 +480,13 @@ def score_run(warning, events, n_steps: int, *, loss=None, rise_time: int = 0) -
     events = np.asarray(events, dtype=np.int64)
     if events.size < MIN_HISTORY + 1:
         return None
-    onsets = alarm_onsets(warning)
+    if HORIZON_FRACTION not in warnings:
+        raise ValueError(f"warnings must hold the default horizon fraction {HORIZON_FRACTION}; got {sorted(warnings)}")
+    mean_period = float(np.mean(np.diff(events)))
     scores, clocks, fractions, matched = {}, {}, {}, {}
-    for fraction in HORIZON_BAND:
-        horizon = _horizon(events, fraction)
-        scores[fraction] = score = score_alarms(onsets, events, n_steps, horizon=horizon)
+    for fraction, warning in warnings.items():
+        horizon = horizon_steps(mean_period, fraction)
+        scores[fraction] = score = score_alarms(alarm_onsets(warning), events, n_steps, horizon=horizon)
         clock = {
             f: score_alarms(clock_alarms(events, n_steps, f), events, n_steps, horizon=horizon) for f in CLOCK_FRACTIONS
         }
@@ -473,7 +497,7 @@ def score_run(warning, events, n_steps: int, *, loss=None, rise_time: int = 0) -
         clocks[fraction] = clock[best]
     reactive = {}
     if loss is not None:
-        horizon = _horizon(events, HORIZON_FRACTION)
+        horizon = horizon_steps(mean_period)
         reactive = {
             rule: score_alarms(reactive_alarms(loss, rule), events, n_steps, horizon=horizon, min_lead=-int(rise_time))
             for rule in REACTIVE_RULES

@@ -17,7 +17,7 @@ from scipy import stats
 
 from bnwd import theory
 from bnwd.analysis.destabilization import DEFAULT_SETTINGS, analyze
-from bnwd.analysis.early_warning import score_run, warnings_of
+from bnwd.analysis.early_warning import band_warnings, score_run
 from bnwd.analysis.forecast import MIN_HISTORY, run_forecast
 from bnwd.analysis.periods import ROUNDING_FLOOR, escape_floor, period_a_priori, periods_in_hindsight
 from bnwd.analysis.records import series_arrays
@@ -151,8 +151,8 @@ def summarize_run(
     report = None
     if predictable and theory.monotone_decay(lr_effective, wd, momentum):
         n = elr.size if diverged_at is None else diverged_at
-        warned = warnings_of(steps[:n], elr[:n], lr_effective, wd, momentum)["warning"]
         loss = None if series.get("loss") is None else np.asarray(series["loss"], dtype=float)[:n]
+        warned = band_warnings(steps[:n], elr[:n], lr_effective, wd, momentum)
         report = score_run(warned, events, n, loss=loss, rise_time=found.detection.window)
     row["early_warning"] = None if report is None else report.as_dict()
     return row

@@ -32,9 +32,9 @@ from sklearn.model_selection import GroupKFold
 from bnwd.analysis.early_warning import (
     HORIZON_FRACTION,
     MIN_LEAD,
+    band_warnings,
     score_alarms,
     score_run,
-    warnings_of,
 )
 from bnwd.empirical.runs import read_run
 
@@ -108,8 +108,8 @@ def row(folder: Path) -> dict:
     lr, wd, momentum = summary["lr_effective"], summary["wd"], summary["momentum"]
     events = np.searchsorted(run.steps, summary["events"])
     n = run.steps.size
-    warning = warnings_of(run.steps, run.series["elr"], lr, wd, momentum)["warning"]
-    report = score_run(warning, events, n, loss=run.series["loss"], rise_time=summary["detection_window"])
+    warnings = band_warnings(run.steps, run.series["elr"], lr, wd, momentum)
+    report = score_run(warnings, events, n, loss=run.series["loss"], rise_time=summary["detection_window"])
     base = {
         "run": folder.name,
         "data": config.get("data", "?"),

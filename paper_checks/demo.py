@@ -294,8 +294,8 @@ def _markdown(plan, statements, n_verified, real, simulated, predicted, calibrat
         f"{MIN_LEAD} steps before it, its lead counted from that switch-on; the precision is the share of "
         "switch-ons a destabilisation follows in that window. The clock, told each destabilisation at its step, "
         "alarms once a fraction of the mean past period has gone by; its F1 is at the fraction whose precision is "
-        "at least the warning's with the best F1 (where none is that precise, the most precise one's, marked, "
-        f"counts as 0). Verdict against the targets ({targets_text(TARGETS)}) over horizons of "
+        "at least the warning's with the best F1 (where none is that precise, the most precise one's, marked). "
+        f"Verdict against the targets ({targets_text(TARGETS)}) over horizons of "
         f"{horizons_text(HORIZON_BAND)}: meets or misses them at every one, or fragile.",
         "",
         *early_warning_table(real),

@@ -128,9 +128,7 @@ def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None, ti
     Path
         ``path``.
     """
-    labels = [run_label(run) for run in runs] if labels is None else list(labels)
-    if len(labels) != len(runs):
-        raise ValueError(f"labels needs one entry per run ({len(runs)}); got {len(labels)}")
+    labels = _labels(runs, labels)
     fig = Figure(figsize=(11, 8), dpi=110)
     axes = fig.subplots(2, 2)
     loss_ax, error_ax, rho_ax, phase_ax = axes.flat
@@ -146,6 +144,14 @@ def four_panels(runs: list[Run], path: Path, labels: list[str] | None = None, ti
     if title:
         fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=9)
     return save_figure(fig, path)
+
+
+def _labels(runs: list[Run], labels: list[str] | None) -> list[str]:
+    """One label per run: ``labels``, or :func:`run_label` of each; ``ValueError`` for a count that does not fit."""
+    labels = [run_label(run) for run in runs] if labels is None else list(labels)
+    if len(labels) != len(runs):
+        raise ValueError(f"labels needs one entry per run ({len(runs)}); got {len(labels)}")
+    return labels
 
 
 def run_warning(run: Run) -> np.ndarray:
@@ -187,9 +193,7 @@ def early_warning_panels(runs: list[Run], path: Path, labels: list[str] | None =
     Path
         ``path``.
     """
-    labels = [run_label(run) for run in runs] if labels is None else list(labels)
-    if len(labels) != len(runs):
-        raise ValueError(f"labels needs one entry per run ({len(runs)}); got {len(labels)}")
+    labels = _labels(runs, labels)
     fig = Figure(figsize=(10, 0.6 + 2.2 * len(runs)), dpi=110)
     axes = fig.subplots(len(runs), 1, squeeze=False)[:, 0]
     shade, line = {"color": "gold", "alpha": 0.35, "lw": 0}, {"color": "0.25", "ls": "--", "lw": 0.7}

@@ -79,7 +79,7 @@ def clock_versus_warning(horizon: dict) -> str:
     of ``early_warning["by_horizon"]``); where none of the clock's fractions reaches the warning's precision, the
     most precise one's, marked: the targets count it as 0."""
     clock = horizon["clock"]
-    mark = "" if clock["precision_matched"] else " (less precise: 0 for the targets)"
+    mark = "" if clock["precision_matched"] else " (the most precise clock: none reaches the warning's precision)"
     return f"{fmt(clock['f1'], 0, '.2f')}{mark} vs {fmt(horizon['warning']['f1'], 0, '.2f')}"
 
 
