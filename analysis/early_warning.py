@@ -119,7 +119,7 @@ class EarlyWarning:
         self.falling = False  # between a destabilisation's detection and the bottom of its jump
         self.on = False
         self._rate: tuple[tuple, float] | None = None  # (η, λ, β) → growth of ln η̃ per step
-        self._threshold: tuple[tuple, float] | None = None  # (destabilisations seen, start) → predicted threshold
+        self._threshold: tuple | None = None  # (destabilisations seen, start) → predicted threshold, lead target
 
     def _growth(self, lr: float, wd: float, momentum: float) -> float:
         """−2 ln z₊, the growth of ln η̃ per step of pure decay (cached per η, λ, β); NaN outside the theory's
@@ -173,13 +173,13 @@ class EarlyWarning:
             self.starts.append(self.start)
             self.falling, self.start, self.on = True, level, False
         key = (len(self.peaks), self.start)
-        if self._threshold is None or self._threshold[0] != key:  # it changes with a destabilisation only
-            self._threshold = (key, self.predicted_threshold())
-        threshold = self._threshold[1]
+        if self._threshold is None or self._threshold[0] != key:  # they change with a destabilisation only
+            self._threshold = (key, self.predicted_threshold(), self.lead_target())
+        _, threshold, lead_target = self._threshold
         if self.falling or not math.isfinite(threshold):
             return quiet
         steps_to_threshold = (threshold - level) / growth
-        self.on = self.on or steps_to_threshold <= self.lead_target()
+        self.on = self.on or steps_to_threshold <= lead_target
         return {"warning": int(self.on), "steps_to_threshold": steps_to_threshold}
 
     def lead_target(self) -> float:
