@@ -1,8 +1,9 @@
 """The early warning of the next destabilisation scored on finished runs (:mod:`analysis.early_warning`), one row per
-run: destabilisations scored, warned at least 5 steps ahead, median lead, false alarms per 1000 steps, precision,
-F1; the clock at matched precision; the reactive detectors; a control that must fail (the warning's alarms moved to
-random steps); how often the loss, ‖g̃‖ and the gradient cosine are out of their noise 5 and 2 steps before a
-destabilisation; and how much any warning built on the per-step signals could reach.
+run: destabilisations scored, warned at least 5 steps ahead, median lead, false alarms per 1000 steps, precision, F1;
+the clock at matched precision; the reactive detectors; a control that must fail (the warning's alarms moved to random
+steps); the scatter of η̃ at the destabilisations against the periods' and how long η̃ waits near it; how often the
+loss, ‖g̃‖ and the gradient cosine are out of their noise 5 and 2 steps before a destabilisation; and how much any
+warning built on the per-step signals could reach.
 
     .venv/bin/bnwd train --out runs/ew/a --lr 1 --wd 0.01 --steps 5000 --eval-points 2    # and so on
     .venv/bin/python benchmarks/early_warning_table.py runs/ew/* [--out FILE]
@@ -21,6 +22,7 @@ Writes ``benchmarks/results/early_warning_table.json`` (``_results``): one row p
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from bnwd import theory
 from bnwd.analysis.early_warning import (
     HORIZON_FRACTION,
     MIN_LEAD,
+    EarlyWarning,
     band_warnings,
     score_alarms,
     score_run,
@@ -101,6 +105,25 @@ def signals_out_of_noise(series: dict, events: np.ndarray, leads=(MIN_LEAD, 2)) 
     return out
 
 
+def steps_near(ln_elr: np.ndarray, events: np.ndarray, within: float = 0.1) -> float:
+    """Median over the periods of the steps from η̃ first coming within ``within`` (in ln) of the η̃ at the
+    destabilisation that ends the period to that destabilisation: a few steps of pure decay where η̃ runs into its
+    threshold, many where it waits near it."""
+    waits = []
+    for start, event in itertools.pairwise(events):
+        period = ln_elr[start + 1 : event + 1]
+        waits.append(period.size - 1 - int(np.argmax(period >= ln_elr[event] - within)))
+    return float(np.median(waits))
+
+
+def seen_online(steps, elr, lr: float, wd: float, momentum: float) -> int:
+    """How many destabilisations :class:`analysis.early_warning.EarlyWarning` sees online in the run."""
+    warner = EarlyWarning()
+    for step, value in zip(steps.tolist(), elr.tolist(), strict=True):
+        warner.update(step, value, lr, wd, momentum)
+    return len(warner.peaks)
+
+
 def row(folder: Path) -> dict:
     """The early warning's scores on the finished run in ``folder``."""
     run = read_run(folder)
@@ -120,6 +143,13 @@ def row(folder: Path) -> dict:
         "lr_wd": lr * wd,
         "period": summary["period_measured"],
         "destabilizations": int(events.size),
+        # how much the η̃ of a destabilisation scatters, in steps of η̃'s growth, beside the periods' scatter
+        "elr_at_destabilization_sd_steps": float(
+            np.std(np.log(run.series["elr"][events[1:]])) / (-2 * np.log(theory.norm_decay_factor(lr, wd, momentum)))
+        ),
+        "period_sd": float(np.std(np.diff(events))),
+        "steps_near_elr_at_destabilization": steps_near(np.log(run.series["elr"]), events),
+        "destabilizations_seen_online": seen_online(run.steps, run.series["elr"], lr, wd, momentum),
     }
     if report is None:
         return base | {"verdict": "too few destabilisations"}
@@ -176,7 +206,9 @@ def main() -> None:
             f"{r['window_base_rate']:.2f}); out of noise 5 / 2 steps ahead: loss "
             f"{r['loss_out_of_noise_at_lead_5']:.0%} / {r['loss_out_of_noise_at_lead_2']:.0%}, cosine "
             f"{r['grad_cosine_out_of_noise_at_lead_5']:.0%} / {r['grad_cosine_out_of_noise_at_lead_2']:.0%}; "
-            f"{r['verdict']}"
+            f"η̃ at destabilisations sd {r['elr_at_destabilization_sd_steps']:.0f} steps, periods sd "
+            f"{r['period_sd']:.0f}, {r['steps_near_elr_at_destabilization']:g} steps near it; "
+            f"{r['destabilizations_seen_online']} seen online; {r['verdict']}"
         )
     write_results(args.out, "early_warning_table", {"runs": rows})
 
