@@ -98,7 +98,8 @@ class EarlyWarning:
     start of its period (a lower landing tends to be followed by a lower threshold). The steps until η̃ reaches it by
     pure decay (:func:`theory.norm_decay_factor`) are ``steps_to_threshold``; the warning switches on when they
     fall to ``lead_target``, the middle of the window [:data:`MIN_LEAD`, horizon] with the horizon
-    :data:`HORIZON_FRACTION` of the mean past period, and stays on until the destabilisation is seen.
+    ``horizon_fraction`` of the mean past period (:func:`horizon_steps`), and stays on until the destabilisation is
+    seen.
     """
 
     def __init__(
