@@ -421,7 +421,8 @@ class Monitor:
             rho = math.hypot(*norms[n_grads:])
             grad_norm = math.hypot(*norms[:n_grads])
             record |= {"si_norm": rho, "grad_norm": grad_norm}
-            record["grad_cosine"] = grad_dot / (grad_norm * self._last_grad_norm) if grad_dot == grad_dot else math.nan
+            norms_product = grad_norm * self._last_grad_norm
+            record["grad_cosine"] = grad_dot / norms_product if norms_product > 0 else math.nan  # NaN: not defined
             self._last_grad_norm = grad_norm
             record["angular_update"] = math.atan2(orthogonal, dot / rho) if rho > 0 else math.nan
             record["si_norm_per_tensor"] = norms[n_grads:]

@@ -463,3 +463,23 @@ def test_the_lightning_callback_logs_every_number_of_a_record_the_warning_and_na
     assert (
         metrics["bnwd/warning"] == 1 and metrics["bnwd/elr"] == 0.25 and math.isnan(metrics["bnwd/steps_to_threshold"])
     )
+
+
+def test_a_step_without_a_gradient_on_the_si_weights_has_no_gradient_cosine(digits, si_groups):
+    """A step whose SI gradient is all zero (a loop that zeroed it: a clip to 0, a frozen phase) has ‖∇L‖ = 0 and no
+    angle with its neighbours: grad_cosine is NaN there and at the step after, not a division error."""
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-3)
+    monitor = Monitor(model, optimizer, probe=(digits[0][:32], digits[1][:32]), si_groups=si_groups, sync_every=1)
+    x, y = digits[0][:64], digits[1][:64]
+    for step in range(4):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if step == 2:
+            for p in monitor.si_params:
+                p.grad.zero_()
+        optimizer.step()
+        monitor.log(loss=loss.detach())
+    cosine = _column(monitor.records(), "grad_cosine")
+    assert np.isnan(cosine[[0, 2, 3]]).all() and -1 <= cosine[1] <= 1
