@@ -58,6 +58,7 @@ __all__ = [
     "band_warnings",
     "clock_alarms",
     "horizon_steps",
+    "on_intervals",
     "reactive_alarms",
     "score_alarms",
     "score_run",
@@ -223,11 +224,17 @@ def band_warnings(steps, elr, lr, wd, momentum=0.0) -> dict[float, np.ndarray]:
     return {f: warnings_of(steps, elr, lr, wd, momentum, horizon_fraction=f)["warning"] for f in HORIZON_BAND}
 
 
+def on_intervals(warning) -> np.ndarray:
+    """The stretches where ``warning`` (shape (n,), 0/1 or bool) is on: shape (k, 2), each row the index it switches
+    on at and the index after its last on step, in order."""
+    padded = np.concatenate([[False], np.asarray(warning, dtype=bool), [False]])
+    return np.flatnonzero(padded[1:] != padded[:-1]).reshape(-1, 2)
+
+
 def alarm_onsets(warning) -> np.ndarray:
     """Indices where the boolean series ``warning`` (shape (n,)) switches on: ``warning[a]`` and not
-    ``warning[a − 1]`` (or ``a = 0``)."""
-    warning = np.asarray(warning, dtype=bool)
-    return np.flatnonzero(warning & ~np.concatenate([[False], warning[:-1]]))
+    ``warning[a − 1]`` (or ``a = 0``), the starts of its :func:`on_intervals`."""
+    return on_intervals(warning)[:, 0]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bnwd import theory
-from bnwd.analysis.early_warning import warnings_of
+from bnwd.analysis.early_warning import on_intervals, warnings_of
 from bnwd.paper_checks.common import Run
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "early_warning_panels",
     "equilibrium_line",
     "four_panels",
-    "on_intervals",
     "positive",
     "run_label",
     "run_warning",
@@ -164,13 +163,6 @@ def run_warning(run: Run) -> np.ndarray:
     return warnings_of(run.steps, run.series["elr"], summary["lr_effective"], summary["wd"], summary["momentum"])[
         "warning"
     ]
-
-
-def on_intervals(warning) -> np.ndarray:
-    """The stretches where ``warning`` (shape (n,), 0/1 or bool) is on: shape (k, 2), each row the index it switches
-    on at and the index after its last on step, in order."""
-    padded = np.concatenate([[False], np.asarray(warning, dtype=bool), [False]])
-    return np.flatnonzero(padded[1:] != padded[:-1]).reshape(-1, 2)
 
 
 def early_warning_panels(runs: list[Run], path: Path, labels: list[str] | None = None) -> Path:

@@ -12,8 +12,8 @@ from warning_support import toy_run
 
 import bnwd.paper_checks.c1_periodic as c1
 import bnwd.paper_checks.c8_practical as c8
-from bnwd.analysis.early_warning import alarm_onsets
-from bnwd.paper_checks.figures import early_warning_panels, equilibrium_line, four_panels, on_intervals, run_warning
+from bnwd.analysis.early_warning import alarm_onsets, on_intervals
+from bnwd.paper_checks.figures import early_warning_panels, equilibrium_line, four_panels, run_warning
 
 
 def test_four_panels_draws_any_number_of_runs(ctx, tmp_path):

@@ -77,7 +77,7 @@ def unscored_reason(row: dict) -> str:
 def clock_versus_warning(horizon: dict) -> str:
     """``0.19 vs 0.37``: the F1 of the clock at matched precision against the warning's, at one horizon (an entry
     of ``early_warning["by_horizon"]``); where none of the clock's fractions reaches the warning's precision, the
-    most precise one's, marked: the targets count it as 0."""
+    most precise one's, marked (the targets compare with its F1 all the same)."""
     clock = horizon["clock"]
     mark = "" if clock["precision_matched"] else " (the most precise clock: none reaches the warning's precision)"
     return f"{fmt(clock['f1'], 0, '.2f')}{mark} vs {fmt(horizon['warning']['f1'], 0, '.2f')}"
